@@ -1,0 +1,83 @@
+// Package auth holds Patchward's accounts: local users with argon2id
+// password hashes, browser sessions, API tokens for scripts, and the roles
+// that decide what each may do. Every HTTP route names the permission it
+// needs; this package is the single table that says which roles hold it.
+package auth
+
+import (
+	"slices"
+
+	"github.com/patchward/patchward/internal/audit"
+)
+
+// Role is a user's job in the patch process.
+type Role string
+
+// The roles. Auditors read everything and export evidence but change
+// nothing; viewers only read the inventory.
+const (
+	RoleAdmin    Role = "admin"
+	RoleApprover Role = "approver"
+	RoleOperator Role = "operator"
+	RoleAuditor  Role = "auditor"
+	RoleViewer   Role = "viewer"
+)
+
+// Roles lists every role, most privileged first.
+var Roles = []Role{RoleAdmin, RoleApprover, RoleOperator, RoleAuditor, RoleViewer}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+
+// Permission is one thing a route or service call may require.
+type Permission string
+
+// Permissions.
+const (
+	// PermAuthenticated is held by every signed-in principal: own profile,
+	// own password, own API tokens.
+	PermAuthenticated Permission = "authenticated"
+	PermAssetRead     Permission = "asset:read"
+	PermAssetWrite    Permission = "asset:write"
+	PermAssetImport   Permission = "asset:import"
+	PermAssetExport   Permission = "asset:export"
+	PermSiteWrite     Permission = "site:write"
+	PermAuditRead     Permission = "audit:read"
+	PermAuditExport   Permission = "audit:export"
+	PermUserAdmin     Permission = "user:admin"
+)
+
+var rolePerms = map[Role][]Permission{
+	RoleAdmin: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport,
+		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin},
+	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead},
+	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport},
+	RoleAuditor:  {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport},
+	RoleViewer:   {PermAuthenticated, PermAssetRead},
+}
+
+// Can reports whether role r holds permission p.
+func (r Role) Can(p Permission) bool { return slices.Contains(rolePerms[r], p) }
+
+// Principal is an authenticated caller: a user acting through a browser
+// session or through one of their API tokens.
+type Principal struct {
+	UserID      string `json:"user_id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name,omitempty"`
+	Role        Role   `json:"role"`
+	// TokenID is set when the caller used an API token.
+	TokenID string `json:"token_id,omitempty"`
+}
+
+// Can reports whether the principal holds permission p.
+func (p Principal) Can(perm Permission) bool { return p.Role.Can(perm) }
+
+// Actor returns the audit actor for this principal calling from addr.
+func (p Principal) Actor(addr string) audit.Actor {
+	a := audit.Actor{Kind: audit.ActorUser, ID: p.UserID, Name: p.Username, Addr: addr}
+	if p.TokenID != "" {
+		a.Kind, a.ID = audit.ActorToken, p.UserID+"/"+p.TokenID
+	}
+	return a
+}
