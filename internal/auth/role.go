@@ -45,14 +45,16 @@ const (
 	PermAuditRead     Permission = "audit:read"
 	PermAuditExport   Permission = "audit:export"
 	PermUserAdmin     Permission = "user:admin"
+	// PermMetricsRead lets a Prometheus scraper's token read /metrics.
+	PermMetricsRead Permission = "metrics:read"
 )
 
 var rolePerms = map[Role][]Permission{
 	RoleAdmin: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport,
-		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin},
+		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead},
 	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead},
-	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport},
-	RoleAuditor:  {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport},
+	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead},
+	RoleAuditor:  {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport, PermMetricsRead},
 	RoleViewer:   {PermAuthenticated, PermAssetRead},
 }
 

@@ -137,3 +137,45 @@ func (v *Validation) Err(what string) error {
 	}
 	return &Error{Kind: Invalid, Message: msg, Fields: v.fields}
 }
+
+// HTTPStatus is the one table that maps error kinds to HTTP status codes.
+func HTTPStatus(err error) int {
+	switch KindOf(err) {
+	case NotFound:
+		return 404
+	case Invalid:
+		return 400
+	case Conflict:
+		return 409
+	case Forbidden:
+		return 403
+	case Unauthorized:
+		return 401
+	case TooLarge:
+		return 413
+	case Unsupported:
+		return 415
+	default:
+		return 500
+	}
+}
+
+// Public returns the message that is safe to show a user for err: the
+// kinded message, or a generic one for internal faults whose detail belongs
+// in the log only.
+func Public(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Kind != Internal {
+		return e.Message
+	}
+	return "internal error; the details have been logged"
+}
+
+// FieldsOf returns per-field validation messages carried by err, if any.
+func FieldsOf(err error) map[string]string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
+}
