@@ -294,8 +294,15 @@ func (s *Service) SessionPrincipal(ctx context.Context, token string) (Principal
 
 // Logout ends the session whose cookie value is token. Ending a session that
 // does not exist (already expired, or signed out in another tab) succeeds
-// without logging, since nothing changed.
-func (s *Service) Logout(ctx context.Context, actor audit.Actor, token string) error {
+// without logging, since nothing changed. The audit actor is the session's
+// owner: holding the cookie is what entitles the caller to end it.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	return s.LogoutFrom(ctx, token, "")
+}
+
+// LogoutFrom is Logout that also records the client address in the audit
+// entry, for callers that have it.
+func (s *Service) LogoutFrom(ctx context.Context, token, addr string) error {
 	if !wellFormedSecret(token) {
 		return nil
 	}
@@ -303,6 +310,12 @@ func (s *Service) Logout(ctx context.Context, actor audit.Actor, token string) e
 	err := s.store.Transact(ctx, func(tx Tx) error {
 		sess, err := tx.GetSession(ctx, hash)
 		if err != nil {
+			return err
+		}
+		actor := audit.Actor{Kind: audit.ActorUser, ID: sess.UserID, Addr: clip(addr, maxAddrLen)}
+		if u, err := tx.GetUser(ctx, sess.UserID); err == nil {
+			actor = u.Principal().Actor(actor.Addr)
+		} else if !errors.Is(err, errs.ErrNotFound) {
 			return err
 		}
 		if err := tx.DeleteSession(ctx, hash); err != nil {

@@ -216,12 +216,20 @@ func TestAuthConformance(t *testing.T) {
 			t.Fatalf("alice Login: %v", err)
 		}
 		want["auth.login"]++
-		if err := svc.Logout(ctx, aliceP.Actor(addr), aliceTok); err != nil {
+		if err := svc.LogoutFrom(ctx, aliceTok, addr); err != nil {
 			t.Fatalf("Logout: %v", err)
 		}
 		want["auth.logout"]++
-		if err := svc.Logout(ctx, aliceP.Actor(addr), aliceTok); err != nil {
+		var actorID, actorName, actorAddr string
+		err = raw.QueryRow(`SELECT actor_id, actor_name, actor_addr FROM audit_entries WHERE action = 'auth.logout'`).Scan(&actorID, &actorName, &actorAddr)
+		if err != nil || actorID != alice.ID || actorName != "alice" || actorAddr != addr {
+			t.Errorf("logout actor = %q, %q, %q, %v; want alice's id, alice, %s", actorID, actorName, actorAddr, err, addr)
+		}
+		if err := svc.Logout(ctx, aliceTok); err != nil {
 			t.Fatalf("second Logout: %v", err)
+		}
+		if err := svc.Logout(ctx, "garbage"); err != nil {
+			t.Fatalf("Logout(garbage): %v", err)
 		}
 		_, err = svc.SessionPrincipal(ctx, aliceTok)
 		wantKind(t, "logged-out session", err, errs.Unauthorized)
