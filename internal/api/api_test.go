@@ -15,36 +15,40 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/patchward/patchward/internal/api"
+	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
-	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
 
-// roleTokens resolves "role-<name>" bearer tokens to a principal of that
-// role, so the matrix test exercises authorisation without accounts.
-type roleTokens struct{}
+// cheap keeps argon2id fast in tests; production uses auth.DefaultParams.
+var cheap = auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
-func (roleTokens) TokenPrincipal(_ context.Context, tok string) (auth.Principal, error) {
-	r := auth.Role(strings.TrimPrefix(tok, "role-"))
-	if !r.Valid() {
-		return auth.Principal{}, errs.E(errs.Unauthorized, "bad token")
-	}
-	return auth.Principal{UserID: "u-" + string(r), Username: string(r), Role: r}, nil
-}
-
-func (roleTokens) SessionPrincipal(context.Context, string) (auth.Principal, error) {
-	return auth.Principal{}, errs.E(errs.Unauthorized, "no sessions here")
-}
-
-func newAPI(t *testing.T) (*api.API, http.Handler) {
+// newAPI builds the API on a real SQLite database with one real user and
+// API token per role; tokens maps each role to its bearer token.
+func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]string) {
 	t.Helper()
+	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, store.Options{})
-	a := &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap})
+	a = &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+	tokens = map[auth.Role]string{}
+	for _, role := range auth.Roles {
+		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})
+		if err != nil {
+			t.Fatalf("CreateUser(%s): %v", role, err)
+		}
+		secret, _, err := accounts.CreateToken(ctx, audit.System, u.ID, "matrix", 0)
+		if err != nil {
+			t.Fatalf("CreateToken(%s): %v", role, err)
+		}
+		tokens[role] = secret
+	}
 	onErr := func(w http.ResponseWriter, r *http.Request, err error) { api.WriteError(w, r, a.Log, err) }
-	return a, authn.Middleware(roleTokens{}, onErr)(api.Handler(a.Routes(), a.Log))
+	return a, authn.Middleware(accounts, onErr)(api.Handler(a.Routes(), a.Log)), tokens
 }
 
 var wildcardRE = regexp.MustCompile(`\{[a-zA-Z_.]+\}`)
@@ -54,7 +58,7 @@ var wildcardRE = regexp.MustCompile(`\{[a-zA-Z_.]+\}`)
 // the route's permission, and every non-public route refuses anonymous
 // callers with 401.
 func TestRouteRoleMatrix(t *testing.T) {
-	a, h := newAPI(t)
+	a, h, tokens := newAPI(t)
 	for _, rt := range a.Routes() {
 		path := api.Prefix + wildcardRE.ReplaceAllString(rt.Path, "00000000-0000-0000-0000-000000000000")
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
@@ -68,7 +72,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 			}
 			for _, role := range auth.Roles {
 				req := httptest.NewRequest(rt.Method, path, strings.NewReader("{}"))
-				req.Header.Set("Authorization", "Bearer role-"+string(role))
+				req.Header.Set("Authorization", "Bearer "+tokens[role])
 				req.Header.Set("Content-Type", "application/json")
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
@@ -84,9 +88,9 @@ func TestRouteRoleMatrix(t *testing.T) {
 // TestOpenAPIMatchesRoutes checks the served document is valid OpenAPI 3
 // and describes exactly the registered routes with their permissions.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	a, h := newAPI(t)
+	a, h, tokens := newAPI(t)
 	req := httptest.NewRequest("GET", api.Prefix+"/openapi.json", nil)
-	req.Header.Set("Authorization", "Bearer role-viewer")
+	req.Header.Set("Authorization", "Bearer "+tokens[auth.RoleViewer])
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
@@ -133,10 +137,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 }
 
 func TestBadRequestsChangeNothing(t *testing.T) {
-	_, h := newAPI(t)
+	_, h, tokens := newAPI(t)
 	do := func(method, path, ctype, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, api.Prefix+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer role-admin")
+		req.Header.Set("Authorization", "Bearer "+tokens[auth.RoleAdmin])
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}

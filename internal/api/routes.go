@@ -11,6 +11,7 @@ import (
 // API holds the services the JSON API exposes.
 type API struct {
 	Inventory *inventory.Service
+	Accounts  *auth.Service
 	Log       *slog.Logger
 	Version   string
 }
@@ -21,6 +22,7 @@ func (a *API) Routes() []Route {
 	for _, group := range [][]Route{
 		a.assetRoutes(),
 		a.siteRoutes(),
+		a.accountRoutes(),
 	} {
 		rs = append(rs, group...)
 	}
