@@ -1,7 +1,164 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/patchward/patchward/internal/api"
+	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/demo"
+	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/server"
+	"github.com/patchward/patchward/internal/store"
+	"github.com/patchward/patchward/internal/web"
+)
+
+type serveFlags struct {
+	addr        string
+	demo        bool
+	migrate     bool
+	tlsCert     string
+	tlsKey      string
+	checkpoints time.Duration
+}
 
 func newServeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{Use: "serve", Short: "(being written)"}
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Patchward server (web UI, JSON API, metrics)",
+		Long: `Run the Patchward server.
+
+With --demo, Patchward creates the schema if needed, seeds a demo clinic with a
+laboratory on an empty database and prints the demo admin's password once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), g, f, cmd)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", envOr("PATCHWARD_ADDR", "127.0.0.1:8080"), "listen address (env PATCHWARD_ADDR)")
+	fl.BoolVar(&f.demo, "demo", false, "seed a demo clinic on an empty database and create a demo admin (implies --migrate)")
+	fl.BoolVar(&f.migrate, "migrate", false, "apply pending schema migrations before serving")
+	fl.StringVar(&f.tlsCert, "tls-cert", envOr("PATCHWARD_TLS_CERT", ""), "TLS certificate file (serve HTTPS)")
+	fl.StringVar(&f.tlsKey, "tls-key", envOr("PATCHWARD_TLS_KEY", ""), "TLS private key file")
+	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
+	return cmd
+}
+
+// app is every service the server runs, built once from flags.
+type app struct {
+	db        *store.DB
+	inventory *inventory.Service
+	accounts  *auth.Service
+	handler   http.Handler
+}
+
+func buildApp(db *store.DB, log *slog.Logger) (*app, error) {
+	a := &app{db: db}
+	a.inventory = inventory.NewService(db.Inventory(), nil)
+	a.accounts = auth.NewService(db.Auth(), auth.Options{})
+	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Log: log, Version: version}
+	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("build web UI: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	a.handler = server.New(server.Config{Log: log, DB: db, Resolver: a.accounts,
+		API: api.Handler(apiSvc.Routes(), log), Web: ui.Handler(), Registry: reg, Version: version})
+	return a, nil
+}
+
+func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) error {
+	log := slog.Default()
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	db, err := store.Open(ctx, g.db, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if f.demo || f.migrate {
+		if applied, err := db.Migrate(ctx); err != nil {
+			return err
+		} else if len(applied) > 0 {
+			log.Info("applied schema migrations", "count", len(applied))
+		}
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		return err
+	}
+	a, err := buildApp(db, log)
+	if err != nil {
+		return err
+	}
+	if f.demo {
+		if err := seedDemo(ctx, a, cmd); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Patchward %s serving on %s://%s (database: %s)\n", version, scheme, ln.Addr(), db.Engine())
+
+	errc := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func seedDemo(ctx context.Context, a *app, cmd *cobra.Command) error {
+	n, err := demo.Seed(ctx, a.inventory, time.Now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "Seeded the demo clinic: %d assets.\n", n)
+	}
+	pw, created, err := a.accounts.EnsureAdmin(ctx, audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}, "admin")
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(cmd.OutOrStdout(), "\nDemo admin created. Sign in with:\n  username: admin\n  password: %s\n(shown once; change it with `patchward user reset-password --username admin`)\n\n", pw)
+	}
+	return nil
 }
