@@ -60,15 +60,20 @@ type app struct {
 	db        *store.DB
 	inventory *inventory.Service
 	accounts  *auth.Service
-	handler   http.Handler
+	audit     *audit.Service
+	// checkpoints signs audit checkpoints in the background.
+	checkpoints *audit.Checkpointer
+	handler     http.Handler
 }
 
-func buildApp(db *store.DB, log *slog.Logger) (*app, error) {
+func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
 	a := &app{db: db}
 	a.inventory = inventory.NewService(db.Inventory(), nil)
 	a.accounts = auth.NewService(db.Auth(), auth.Options{})
-	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Log: log, Version: version}
-	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Log: log})
+	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
+	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
+	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Log: log, Version: version}
+	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
 	}
@@ -98,7 +103,18 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 	if err := db.CheckSchema(ctx); err != nil {
 		return err
 	}
-	a, err := buildApp(db, log)
+	keyPath, err := g.auditKeyPath()
+	if err != nil {
+		return err
+	}
+	signer, created, err := audit.LoadOrCreateKey(keyPath)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(cmd.OutOrStdout(), "Created the audit signing key %s.\nRecord its public key where database administrators cannot change it:\n  %s\n", keyPath, signer.Verifier().Key())
+	}
+	a, err := buildApp(db, signer, log)
 	if err != nil {
 		return err
 	}
@@ -119,6 +135,15 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		scheme = "https"
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "Patchward %s serving on %s://%s (database: %s)\n", version, scheme, ln.Addr(), db.Engine())
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		_ = a.checkpoints.Run(bg, f.checkpoints)
+	}()
+	defer func() { stopBG(); <-bgDone }()
 
 	errc := make(chan error, 1)
 	go func() {
@@ -161,4 +186,13 @@ func seedDemo(ctx context.Context, a *app, cmd *cobra.Command) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "\nDemo admin created. Sign in with:\n  username: admin\n  password: %s\n(shown once; change it with `patchward user reset-password --username admin`)\n\n", pw)
 	}
 	return nil
+}
+
+// auditEntries adapts the audit service to the UI's listing interface.
+type auditEntries struct{ svc *audit.Service }
+
+func (a auditEntries) Entries(ctx context.Context, q web.AuditQuery) ([]audit.Entry, int, error) {
+	p, err := a.svc.List(ctx, audit.Query{ObjectType: q.ObjectType, ObjectID: q.ObjectID, Actor: q.Actor,
+		Action: q.Action, Limit: q.Limit, Offset: q.Offset})
+	return p.Entries, p.Total, err
 }

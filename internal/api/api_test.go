@@ -33,7 +33,16 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, store.Options{})
 	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap})
+	skey, err := audit.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := audit.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a = &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts,
+		Audit: audit.NewService(db.Audit(), signer.Verifier(), nil),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {

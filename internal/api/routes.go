@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/inventory"
 )
@@ -12,6 +13,7 @@ import (
 type API struct {
 	Inventory *inventory.Service
 	Accounts  *auth.Service
+	Audit     *audit.Service
 	Log       *slog.Logger
 	Version   string
 }
@@ -23,6 +25,7 @@ func (a *API) Routes() []Route {
 		a.assetRoutes(),
 		a.siteRoutes(),
 		a.accountRoutes(),
+		a.auditRoutes(),
 	} {
 		rs = append(rs, group...)
 	}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/store/storetest"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while the server writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
+
+// startServer runs `patchward serve --demo` on 127.0.0.1:0 against dsn and
+// returns its base URL and printed output; the server stops with the test.
+func startServer(t *testing.T, dsn, keyPath string) (base string, out *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &syncBuffer{}
+	root := newRoot()
+	root.SetOut(out)
+	root.SetErr(out)
+	root.SetArgs([]string{"--db", dsn, "--audit-key", keyPath, "--log-level", "error", "serve", "--demo", "--addr", "127.0.0.1:0"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve exited with %v", err)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := servingRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1], out
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not start:\n%s", out)
+	return "", nil
+}
+
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	// bearer, if set, is sent instead of cookies.
+	bearer string
+}
+
+func (c *client) do(method, path, ctype string, body io.Reader) (int, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (c *client) json(method, path string, in, out any, want int) {
+	c.t.Helper()
+	var body io.Reader
+	ctype := ""
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	code, b := c.do(method, path, ctype, body)
+	if code != want {
+		c.t.Fatalf("%s %s = %d; want %d\n%s", method, path, code, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: decode: %v\n%s", method, path, err, b)
+		}
+	}
+}
+
+// TestServerEndToEnd starts the real server on :0 with a fresh database on
+// each engine and walks an admin's day: sign in, read and edit the
+// inventory, script with a token, read metrics, sign out; then proves the
+// audit trail of all that verifies.
+func TestServerEndToEnd(t *testing.T) {
+	for _, engine := range storetest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			dsn := storetest.DSN(t, engine)
+			key := filepath.Join(t.TempDir(), "audit.key")
+			base, out := startServer(t, dsn, key)
+			pw := regexp.MustCompile(`password: (\S+)`).FindStringSubmatch(out.String())
+			if pw == nil {
+				t.Fatalf("demo admin password not printed:\n%s", out)
+			}
+			jar, _ := cookiejar.New(nil)
+			c := &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+
+			if code, _ := c.do("GET", "/healthz", "", nil); code != 200 {
+				t.Errorf("GET /healthz = %d; want 200", code)
+			}
+			if code, _ := c.do("GET", "/api/v1/assets", "", nil); code != 401 {
+				t.Errorf("anonymous GET /api/v1/assets = %d; want 401", code)
+			}
+			c.json("POST", "/api/v1/session", map[string]string{"username": "admin", "password": "wrong password!"}, nil, 401)
+			c.json("POST", "/api/v1/session", map[string]string{"username": "admin", "password": pw[1]}, nil, 200)
+
+			var page inventory.Page
+			c.json("GET", "/api/v1/assets?type=analyzer", nil, &page, 200)
+			if page.Total != 2 {
+				t.Fatalf("demo analyzers = %d; want 2", page.Total)
+			}
+			asset := page.Assets[0]
+			asset.Location = "Chemistry bench 2"
+			var updated inventory.Asset
+			c.json("PUT", "/api/v1/assets/"+asset.ID, asset, &updated, 200)
+			if updated.Location != "Chemistry bench 2" || updated.Revision != asset.Revision+1 {
+				t.Errorf("updated = %q rev %d; want new location, rev %d", updated.Location, updated.Revision, asset.Revision+1)
+			}
+			// The same stale revision again is a conflict, not a lost update.
+			c.json("PUT", "/api/v1/assets/"+asset.ID, asset, nil, 409)
+
+			// A browser-shaped cross-site POST is refused.
+			req, _ := http.NewRequest("POST", base+"/api/v1/assets", strings.NewReader(`{"name":"x"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			if resp, err := c.http.Do(req); err != nil || resp.StatusCode != 403 {
+				t.Errorf("cross-site POST = %v, %v; want 403", resp.StatusCode, err)
+			}
+
+			var tok struct{ Token string }
+			c.json("POST", "/api/v1/me/tokens", map[string]any{"name": "prometheus", "expires_in_days": 30}, &tok, 201)
+			script := &client{t: t, base: base, http: &http.Client{Timeout: 30 * time.Second}, bearer: tok.Token}
+			code, metrics := script.do("GET", "/metrics", "", nil)
+			if code != 200 || !strings.Contains(string(metrics), "patchward_http_requests_total") {
+				t.Errorf("GET /metrics with token = %d; want 200 with request counters", code)
+			}
+			var created inventory.Asset
+			script.json("POST", "/api/v1/assets", inventory.Asset{Name: "Nurse station PC", Type: inventory.TypeEndpoint, HandlesPHI: true}, &created, 201)
+
+			c.json("DELETE", "/api/v1/session", nil, nil, 204)
+			if code, _ := c.do("GET", "/api/v1/me", "", nil); code != 401 {
+				t.Errorf("GET /api/v1/me after sign-out = %d; want 401", code)
+			}
+
+			// The audit trail holds all of it and verifies.
+			vout, err := runCLI(t, dsn, key, "audit", "verify")
+			if err != nil {
+				t.Fatalf("audit verify after the session: %v\n%s", err, vout)
+			}
+			lout, err := runCLI(t, dsn, key, "audit", "log", "--limit", "200")
+			if err != nil {
+				t.Fatalf("audit log: %v\n%s", err, lout)
+			}
+			for _, action := range []string{"asset.update", "asset.create", "auth.login", "auth.login_failed", "token.create"} {
+				if !strings.Contains(lout, action) {
+					t.Errorf("audit log lacks %s:\n%s", action, lout)
+				}
+			}
+		})
+	}
+}
+
+// runCLI runs a patchward subcommand against dsn and returns its output.
+func runCLI(t *testing.T, dsn, key string, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append([]string{"--db", dsn, "--audit-key", key, "--log-level", "error"}, args...))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
