@@ -178,6 +178,48 @@ func TestServerEndToEnd(t *testing.T) {
 			var created inventory.Asset
 			script.json("POST", "/api/v1/assets", inventory.Asset{Name: "Nurse station PC", Type: inventory.TypeEndpoint, HandlesPHI: true}, &created, 201)
 
+			// CSV import: a bad row refuses the whole file; a dry run writes
+			// nothing; the real import creates both rows.
+			var before inventory.Page
+			script.json("GET", "/api/v1/assets?limit=1", nil, &before, 200)
+			good := "PO Number,Purchase Date,Vendor,Model,Serial Number,Device Type,Site\n" +
+				"PO-2026-1001,2026-10-01,Dell,OptiPlex 7020,SN-E2E-1,endpoint,Riverside Clinic\n" +
+				"PO-2026-1001,2026-10-01,Dell,OptiPlex 7020,SN-E2E-2,endpoint,Riverside Clinic\n"
+			bad := good + "PO-2026-1002,2026-10-02,Acme,Toaster 3000,SN-E2E-3,toaster,Riverside Clinic\n"
+			code, body := script.do("POST", "/api/v1/assets/import?kind=purchase", "text/csv", strings.NewReader(bad))
+			if code != 400 || !strings.Contains(string(body), `"row": 4`) {
+				t.Errorf("import with a bad row = %d; want 400 naming row 4\n%s", code, body)
+			}
+			code, body = script.do("POST", "/api/v1/assets/import?kind=purchase&dry_run=true", "text/csv", strings.NewReader(good))
+			if code != 200 || !strings.Contains(string(body), `"created": 2`) {
+				t.Errorf("dry-run import = %d; want 200 with 2 creates\n%s", code, body)
+			}
+			var mid inventory.Page
+			script.json("GET", "/api/v1/assets?limit=1", nil, &mid, 200)
+			if mid.Total != before.Total {
+				t.Errorf("after refused and dry-run imports: %d assets; want %d", mid.Total, before.Total)
+			}
+			if code, _ := script.do("POST", "/api/v1/assets/import?kind=purchase", "application/json", strings.NewReader(good)); code != 415 {
+				t.Errorf("import with JSON content type = %d; want 415", code)
+			}
+			code, body = script.do("POST", "/api/v1/assets/import?kind=purchase", "text/csv", strings.NewReader(good))
+			if code != 200 || !strings.Contains(string(body), `"created": 2`) {
+				t.Errorf("import = %d; want 200 with 2 creates\n%s", code, body)
+			}
+			var recon struct {
+				PurchasedNeverSeen []inventory.Asset `json:"purchased_never_seen"`
+				SeenNeverPurchased []inventory.Asset `json:"seen_never_purchased"`
+			}
+			script.json("GET", "/api/v1/reconciliation", nil, &recon, 200)
+			if len(recon.PurchasedNeverSeen) < 3 || len(recon.SeenNeverPurchased) < 3 {
+				t.Errorf("reconciliation = %d purchased-never-seen, %d shadow; want >= 3 each (2 imported + demo)",
+					len(recon.PurchasedNeverSeen), len(recon.SeenNeverPurchased))
+			}
+			code, body = script.do("GET", "/api/v1/assets/export?format=csv", "", nil)
+			if code != 200 || !strings.Contains(string(body), "SN-E2E-2") {
+				t.Errorf("CSV export = %d; want 200 with the imported serial", code)
+			}
+
 			c.json("DELETE", "/api/v1/session", nil, nil, 204)
 			if code, _ := c.do("GET", "/api/v1/me", "", nil); code != 401 {
 				t.Errorf("GET /api/v1/me after sign-out = %d; want 401", code)
@@ -192,7 +234,7 @@ func TestServerEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("audit log: %v\n%s", err, lout)
 			}
-			for _, action := range []string{"asset.update", "asset.create", "auth.login", "auth.login_failed", "token.create"} {
+			for _, action := range []string{"asset.update", "asset.create", "auth.login", "auth.login_failed", "token.create", "inventory.import"} {
 				if !strings.Contains(lout, action) {
 					t.Errorf("audit log lacks %s:\n%s", action, lout)
 				}
@@ -212,4 +254,3 @@ func runCLI(t *testing.T, dsn, key string, args ...string) (string, error) {
 	err := root.ExecuteContext(context.Background())
 	return out.String(), err
 }
-

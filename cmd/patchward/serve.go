@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/demo"
+	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/server"
 	"github.com/patchward/patchward/internal/store"
@@ -73,7 +76,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Log: log, Version: version}
-	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Log: log})
+	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory}, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
 	}
@@ -195,4 +198,27 @@ func (a auditEntries) Entries(ctx context.Context, q web.AuditQuery) ([]audit.En
 	p, err := a.svc.List(ctx, audit.Query{ObjectType: q.ObjectType, ObjectID: q.ObjectID, Actor: q.Actor,
 		Action: q.Action, Limit: q.Limit, Offset: q.Offset})
 	return p.Entries, p.Total, err
+}
+
+// csvImporter adapts the inventory import to the UI's import page.
+type csvImporter struct{ inv *inventory.Service }
+
+func (c csvImporter) ImportCSV(ctx context.Context, actor audit.Actor, r io.Reader, opt web.ImportOptions) (web.ImportResult, error) {
+	kind := inventory.ImportKind(opt.Kind)
+	if !slices.Contains(inventory.ImportKinds, kind) {
+		return web.ImportResult{}, errs.E(errs.Invalid, "unknown import kind %q", opt.Kind)
+	}
+	rep, err := c.inv.ImportCSV(ctx, actor, r, inventory.ImportOptions{Kind: kind, Name: opt.Name, DryRun: opt.DryRun})
+	res := web.ImportResult{ErrorCount: rep.ErrorCount}
+	for _, row := range rep.Preview {
+		ir := web.ImportRow{Line: row.Row, Action: row.Action, AssetID: row.AssetID, Name: row.AssetName}
+		for _, ch := range row.Changes {
+			ir.Changes = append(ir.Changes, web.ImportChange{Field: ch.Field, Old: ch.Old, New: ch.New})
+		}
+		res.Rows = append(res.Rows, ir)
+	}
+	for _, e := range rep.Errors {
+		res.Errors = append(res.Errors, web.ImportError{Line: e.Row, Column: e.Column, Message: e.Message})
+	}
+	return res, err
 }

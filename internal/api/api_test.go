@@ -43,7 +43,7 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	}
 	a = &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts,
 		Audit: audit.NewService(db.Audit(), signer.Verifier(), nil),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})

@@ -22,6 +22,7 @@ type API struct {
 func (a *API) Routes() []Route {
 	var rs []Route
 	for _, group := range [][]Route{
+		a.importRoutes(),
 		a.assetRoutes(),
 		a.siteRoutes(),
 		a.accountRoutes(),

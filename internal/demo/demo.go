@@ -79,7 +79,10 @@ func deb(name, version string) inventory.Software {
 
 func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 	clinic, lab := site["Riverside Clinic"], site["Riverside Laboratory"]
-	seen := func(daysAgo int) *time.Time { t := now.Add(-time.Duration(daysAgo) * 24 * time.Hour).UTC().Truncate(time.Second); return &t }
+	seen := func(daysAgo int) *time.Time {
+		t := now.Add(-time.Duration(daysAgo) * 24 * time.Hour).UTC().Truncate(time.Second)
+		return &t
+	}
 	linux := []inventory.Software{
 		deb("openssl", "3.0.15-1~deb12u1"), deb("openssh-server", "1:9.2p1-2+deb12u3"),
 		deb("libc6", "2.36-9+deb12u9"), deb("sudo", "1.9.13p3-1+deb12u1"), deb("curl", "7.88.1-10+deb12u8"),
@@ -149,7 +152,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			SiteID: lab, Location: "Chemistry bench", NetworkZone: "Clinical VLAN 20", Exposure: inventory.ExposureClinicalVLAN,
 			BusinessOwner: "Laboratory Director", TechnicalOwner: "Roche field service", HandlesPHI: true, Criticality: inventory.LevelCritical,
 			SafetyImpact: inventory.SafetyHigh, RegulatedDevice: true, Restriction: inventory.RestrictionVendorOnly,
-			RestrictionNotes: "FDA-cleared configuration: software changes only by Roche service under change control.",
+			RestrictionNotes:  "FDA-cleared configuration: software changes only by Roche service under change control.",
 			MaintenanceWindow: "quarterly-vendor", PatchSource: "Roche service", SupportStatus: inventory.SupportSupported,
 			EndOfSupport: date(2028, 12, 31), PurchaseRef: "PO-2019-0902", PurchasedAt: date(2019, 6, 10), LastSeenAt: seen(0),
 			Source: inventory.SourceDemo, Tags: []string{"analyzer", "chemistry"}, Groups: []string{group["Tier-1 lab systems"]}},
@@ -159,7 +162,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			Location: "Chemistry bench", NetworkZone: "Clinical VLAN 20", Exposure: inventory.ExposureClinicalVLAN,
 			BusinessOwner: "Laboratory Director", TechnicalOwner: "IT Admin", HandlesPHI: true, Criticality: inventory.LevelHigh,
 			SafetyImpact: inventory.SafetyHigh, RegulatedDevice: true, Restriction: inventory.RestrictionOwnerOS,
-			RestrictionNotes: "Roche validates monthly Windows cumulative updates; owner installs after validation bulletin.",
+			RestrictionNotes:  "Roche validates monthly Windows cumulative updates; owner installs after validation bulletin.",
 			MaintenanceWindow: "sun-0600-0700", PatchSource: "Roche-validated Windows updates", SupportStatus: inventory.SupportSupported,
 			EndOfSupport: date(2029, 1, 9), LastPatchedAt: seen(45), PendingUpdates: 2, LastSeenAt: seen(0), Source: inventory.SourceDemo,
 			Tags: []string{"instrument-pc"}, Groups: []string{group["Tier-1 lab systems"]}},
@@ -177,7 +180,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			BusinessOwner: "Laboratory Director", TechnicalOwner: "Sysmex field service", HandlesPHI: true, Criticality: inventory.LevelHigh,
 			SafetyImpact: inventory.SafetyHigh, RegulatedDevice: true, Restriction: inventory.RestrictionNoPatching,
 			RestrictionNotes: "Vendor forbids OS patching; compensating controls: isolated segment, allowlisting.",
-			PatchSource: "none", SupportStatus: inventory.SupportEnded, EndOfSupport: date(2020, 1, 14), LastSeenAt: seen(0),
+			PatchSource:      "none", SupportStatus: inventory.SupportEnded, EndOfSupport: date(2020, 1, 14), LastSeenAt: seen(0),
 			Source: inventory.SourceDemo, Tags: []string{"instrument-pc", "legacy-os"}, Groups: []string{group["Tier-1 lab systems"]}},
 		{Name: "PACS-01", Type: inventory.TypeClinicalSystem, Hostname: "pacs-01.riverside.local", Make: "Supermicro", Model: "SYS-5019C",
 			Serial: "S19C-0099182", AssetTag: "RC-0030", OSName: "Debian GNU/Linux", OSVersion: "12.11",
