@@ -106,6 +106,9 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 	if err := db.CheckSchema(ctx); err != nil {
 		return err
 	}
+	if err := db.Optimize(ctx); err != nil {
+		log.Warn("could not refresh query planner statistics", "err", err)
+	}
 	keyPath, err := g.auditKeyPath()
 	if err != nil {
 		return err

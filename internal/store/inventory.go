@@ -140,8 +140,7 @@ func filterSQL(f inventory.Filter) (string, []any) {
 	}
 	if f.Q != "" {
 		p := "%" + likeEscape(strings.ToLower(f.Q)) + "%"
-		add(`(lower(name) LIKE ? ESCAPE '\' OR lower(hostname) LIKE ? ESCAPE '\' OR lower(serial) LIKE ? ESCAPE '\'
-			OR lower(asset_tag) LIKE ? ESCAPE '\' OR lower(make) LIKE ? ESCAPE '\' OR lower(model) LIKE ? ESCAPE '\')`, p, p, p, p, p, p)
+		add(`search_text LIKE ? ESCAPE '\'`, p)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -163,7 +162,7 @@ func (r invReader) ListAssets(ctx context.Context, f inventory.Filter) (inventor
 		return page, nil
 	}
 	n := len(args)
-	q := fmt.Sprintf(`SELECT %s FROM assets%s ORDER BY lower(name), id LIMIT $%d OFFSET $%d`, assetCols, where, n+1, n+2)
+	q := fmt.Sprintf(`SELECT %s FROM assets%s ORDER BY sort_key, id LIMIT $%d OFFSET $%d`, assetCols, where, n+1, n+2)
 	assets, err := r.queryAssets(ctx, q, append(args, f.Limit, f.Offset)...)
 	if err != nil {
 		return page, err
@@ -176,7 +175,7 @@ func (r invReader) ListAssets(ctx context.Context, f inventory.Filter) (inventor
 }
 
 func (r invReader) AllAssets(ctx context.Context) ([]inventory.Asset, error) {
-	assets, err := r.queryAssets(ctx, `SELECT `+assetCols+` FROM assets ORDER BY lower(name), id`)
+	assets, err := r.queryAssets(ctx, `SELECT `+assetCols+` FROM assets ORDER BY sort_key, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -280,20 +279,20 @@ func (r invReader) each(ctx context.Context, q string, args []any, fn func(a, b 
 }
 
 func (t invTx) InsertAsset(ctx context.Context, a *inventory.Asset) error {
-	args := assetArgs(a)
+	args := append(assetArgs(a), sortKey(a), searchText(a))
 	ph := make([]string, len(args))
 	for i := range ph {
 		ph[i] = fmt.Sprintf("$%d", i+1)
 	}
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO assets (`+assetCols+`) VALUES (`+strings.Join(ph, ",")+`)`, args...); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO assets (`+assetCols+`, sort_key, search_text) VALUES (`+strings.Join(ph, ",")+`)`, args...); err != nil {
 		return fmt.Errorf("insert asset: %w", translate(err))
 	}
 	return t.writeDetails(ctx, a)
 }
 
 func (t invTx) UpdateAsset(ctx context.Context, a *inventory.Asset) error {
-	args := assetArgs(a)
-	cols := strings.Split(assetCols, ",")
+	args := append(assetArgs(a), sortKey(a), searchText(a))
+	cols := strings.Split(assetCols+", sort_key, search_text", ",")
 	sets := make([]string, 0, len(cols))
 	for i, c := range cols[1:] { // skip id
 		sets = append(sets, fmt.Sprintf("%s = $%d", strings.TrimSpace(c), i+2))
@@ -467,6 +466,15 @@ func (t invTx) UpdateGroup(ctx context.Context, g *inventory.Group) error {
 
 func (t invTx) DeleteGroup(ctx context.Context, id string) error {
 	return t.deleteByID(ctx, "asset_groups", "group", id)
+}
+
+// sortKey and searchText are the precomputed listing keys (migration 4):
+// the list is ordered by name without case, and the free-text filter looks
+// in one lower-cased column instead of six.
+func sortKey(a *inventory.Asset) string { return strings.ToLower(a.Name) }
+
+func searchText(a *inventory.Asset) string {
+	return strings.ToLower(strings.Join([]string{a.Name, a.Hostname, a.Serial, a.AssetTag, a.Make, a.Model}, "\x1f"))
 }
 
 func nullStr(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -307,3 +307,17 @@ func notFound(err error, what, id string) error {
 // conflictOrMissing reports an optimistic-lock miss: the row changed or went
 // away between read and write.
 var conflictOrMissing = errs.E(errs.Conflict, "the record was changed or removed by someone else; reload and retry")
+
+// Optimize refreshes the query planner's statistics so filters pick the
+// right index as the inventory grows (SQLite's recommended PRAGMA optimize;
+// ANALYZE on PostgreSQL, where autovacuum usually does this already).
+func (db *DB) Optimize(ctx context.Context) error {
+	q := `PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002`
+	if db.engine == Postgres {
+		q = `ANALYZE`
+	}
+	if _, err := db.w.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("optimize %s database: %w", db.engine, err)
+	}
+	return nil
+}
