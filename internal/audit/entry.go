@@ -88,9 +88,16 @@ type leafData struct {
 
 // LeafBytes returns the canonical bytes of e that its leaf hash covers.
 func (e *Entry) LeafBytes() ([]byte, error) {
+	// A nil and an empty previous hash are the same "no predecessor": Next
+	// always stores the empty form, but drivers and JSON decoders may hand
+	// back either, and the hash must not depend on which.
+	prev := e.PrevHash
+	if prev == nil {
+		prev = []byte{}
+	}
 	b, err := json.Marshal(leafData{V: 1, Seq: e.Seq, AtMicros: e.At.UnixMicro(), Actor: e.Actor,
 		Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID, Before: e.Before,
-		After: e.After, Reason: e.Reason, PrevHash: e.PrevHash})
+		After: e.After, Reason: e.Reason, PrevHash: prev})
 	if err != nil {
 		return nil, fmt.Errorf("encode audit entry %d: %w", e.Seq, err)
 	}

@@ -1,0 +1,250 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/errs"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// route is one row of the UI's route table: the pattern, the permission it
+// needs (empty for the sign-in pages) and the handler.
+type route struct {
+	pattern string
+	perm    auth.Permission
+	handle  func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+}
+
+// public marks routes that work before sign-in.
+const public auth.Permission = ""
+
+func (ui *UI) routes() []route {
+	rs := []route{
+		{"GET /{$}", public, ui.home},
+		{"GET /login", public, ui.loginPage},
+		{"POST /login", public, ui.login},
+		{"POST /logout", public, ui.logout},
+		{"GET /assets", auth.PermAssetRead, ui.listAssets},
+		{"GET /assets/new", auth.PermAssetWrite, ui.newAsset},
+		{"POST /assets/new", auth.PermAssetWrite, ui.createAsset},
+		{"GET /assets/{id}", auth.PermAssetRead, ui.showAsset},
+		{"GET /assets/{id}/edit", auth.PermAssetWrite, ui.editAsset},
+		{"POST /assets/{id}/edit", auth.PermAssetWrite, ui.updateAsset},
+	}
+	if ui.cfg.Importer != nil {
+		rs = append(rs,
+			route{"GET /import", auth.PermAssetImport, ui.importPage},
+			route{"POST /import", auth.PermAssetImport, ui.importCSV})
+	}
+	if ui.cfg.Audit != nil {
+		rs = append(rs, route{"GET /audit", auth.PermAuditRead, ui.auditPage})
+	}
+	return rs
+}
+
+// wrap checks the route's permission before the handler runs, so no handler
+// can forget it, and turns a returned error into an error page.
+func (ui *UI) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := authn.PrincipalFrom(r.Context())
+		if rt.perm != public {
+			var err error
+			if p, err = authn.Require(r, rt.perm); err != nil {
+				ui.fail(w, r, err)
+				return
+			}
+		}
+		if err := rt.handle(w, r, p); err != nil {
+			ui.fail(w, r, err)
+		}
+	})
+}
+
+func (ui *UI) home(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	http.Redirect(w, r, "/assets", http.StatusSeeOther)
+	return nil
+}
+
+func notFound() error { return errs.E(errs.NotFound, "there is no such page") }
+
+// fail shows err to the user as an error page with the status its kind maps
+// to. Only errs.Public text reaches the page; internal detail goes to the
+// log. A caller who is not signed in is sent to the sign-in page instead,
+// with a way back.
+func (ui *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = errs.E(errs.TooLarge, "the request is larger than %d bytes", mbe.Limit)
+	}
+	status := errs.HTTPStatus(err)
+	if status == http.StatusUnauthorized {
+		// A POST has no URL to come back to; its form page has the same path.
+		next := r.URL.Path
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next = r.URL.RequestURI()
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+		return
+	}
+	if status >= 500 {
+		ui.log.ErrorContext(r.Context(), "web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	title := http.StatusText(status)
+	switch status {
+	case http.StatusForbidden:
+		title = "Not allowed"
+	case http.StatusNotFound:
+		title = "Not found"
+	}
+	ui.render(w, r, status, "error", title, errorView{Status: status, Message: errs.Public(err)})
+}
+
+type errorView struct {
+	Status  int
+	Message string
+}
+
+// page is what every template receives: the frame (title, signed-in user,
+// navigation) and the page's own data.
+type page struct {
+	Title string
+	User  *auth.Principal
+	Nav   []navItem
+	Data  any
+}
+
+type navItem struct {
+	Label, Href string
+	Current     bool
+}
+
+// nav lists only what the principal may open, so a viewer never sees a
+// link that leads to a 403.
+func (ui *UI) nav(r *http.Request, p auth.Principal) []navItem {
+	var items []navItem
+	add := func(label, href string, perm auth.Permission, on bool) {
+		if on && p.Can(perm) {
+			cur := r.URL.Path == href || strings.HasPrefix(r.URL.Path, href+"/")
+			items = append(items, navItem{Label: label, Href: href, Current: cur})
+		}
+	}
+	add("Assets", "/assets", auth.PermAssetRead, true)
+	add("Import", "/import", auth.PermAssetImport, ui.cfg.Importer != nil)
+	add("Audit log", "/audit", auth.PermAuditRead, ui.cfg.Audit != nil)
+	return items
+}
+
+// render executes page template name into a buffer and writes it only if
+// that succeeded. Pages are never cached: they show clinical inventory.
+func (ui *UI) render(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
+	pg := page{Title: title, Data: data}
+	if p, ok := authn.PrincipalFrom(r.Context()); ok {
+		pg.User = &p
+		pg.Nav = ui.nav(r, p)
+	}
+	var buf bytes.Buffer
+	t, ok := ui.pages[name]
+	if !ok {
+		ui.log.ErrorContext(r.Context(), "web: no such template", "name", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := t.ExecuteTemplate(&buf, "layout", pg); err != nil {
+		ui.log.ErrorContext(r.Context(), "web: render failed", "template", name, "err", err)
+		http.Error(w, "internal error; the details have been logged", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type pageTemplate = template.Template
+
+// parsePages parses every page in templates/ together with the shared
+// layout and partials, once.
+func parsePages(st *staticFiles) (map[string]*pageTemplate, error) {
+	base, err := template.New("").Funcs(funcs(st)).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout: %w", err)
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*pageTemplate{}
+	for _, n := range names {
+		if path.Base(n) == "layout.html" {
+			continue
+		}
+		t, err := base.Clone()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.ParseFS(templateFS, n); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", n, err)
+		}
+		pages[strings.TrimSuffix(path.Base(n), ".html")] = t
+	}
+	return pages, nil
+}
+
+func funcs(st *staticFiles) template.FuncMap {
+	return template.FuncMap{
+		"static": st.url,
+		"label":  label,
+		"date": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format("2006-01-02")
+		},
+		"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"join":     strings.Join,
+	}
+}
+
+// labels are the display names of enum values. One table serves every
+// enum: values that appear in two enums ("internal", "low") mean the same
+// word in both.
+var labels = map[string]string{
+	"endpoint": "Endpoint", "server": "Server", "vm": "Virtual machine", "network_device": "Network device",
+	"clinical_system": "Clinical system", "analyzer": "Analyzer", "instrument_controller": "Instrument controller",
+	"imaging": "Imaging", "iomt": "IoMT device", "mobile": "Mobile", "unknown": "Unknown",
+	"internet_facing": "Internet-facing", "vpn": "VPN", "internal": "Internal", "clinical_vlan": "Clinical VLAN",
+	"isolated": "Isolated",
+	"low":      "Low", "medium": "Medium", "high": "High", "critical": "Critical",
+	"none": "None", "direct_patient_care": "Direct patient care",
+	"public": "Public", "confidential": "Confidential", "phi": "PHI",
+	"owner_may_install_os_patches": "Owner may install OS patches", "vendor_mediated_only": "Vendor-mediated only",
+	"vendor_approval_required": "Vendor approval required", "no_patching": "No patching",
+	"supported": "Supported", "limited": "Limited", "end_of_support": "End of support",
+	"manual": "Manual", "purchase": "Purchase record", "discovery": "Discovery", "agent": "Agent", "demo": "Demo",
+	"admin": "Administrator", "approver": "Approver", "operator": "Operator", "auditor": "Auditor", "viewer": "Viewer",
+	"create": "Create", "update": "Update", "unchanged": "Unchanged", "error": "Error",
+}
+
+// label returns the display name of an enum value.
+func label(v any) string {
+	s := fmt.Sprint(v)
+	if l, ok := labels[s]; ok {
+		return l
+	}
+	return strings.ReplaceAll(s, "_", " ")
+}

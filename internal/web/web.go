@@ -1,0 +1,195 @@
+// Package web is Patchward's server-rendered HTML UI: sign-in, the asset
+// inventory (list, detail, edit, create), CSV import with a preview, and the
+// audit log viewer. It needs no JavaScript and no front-end build step:
+// templates and static files are embedded and parsed once at start-up, and
+// every page is rendered to a buffer before a byte is written, so a template
+// failure becomes a clean error page instead of half a table.
+//
+// The package declares the narrow interfaces it consumes (Accounts,
+// Inventory, Importer, AuditLog); main wires the real services in.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/inventory"
+)
+
+// Accounts signs users in and out. The auth service implements it.
+type Accounts interface {
+	// Login checks a username and password and starts a browser session.
+	// It fails with an Unauthorized error for wrong credentials.
+	Login(ctx context.Context, username, password, addr string) (token string, p auth.Principal, err error)
+	// Logout ends the session identified by token.
+	Logout(ctx context.Context, token string) error
+}
+
+// Inventory is the part of the inventory service the UI uses;
+// *inventory.Service implements it.
+type Inventory interface {
+	Assets(ctx context.Context, f inventory.Filter) (inventory.Page, error)
+	Asset(ctx context.Context, id string) (inventory.Asset, error)
+	CreateAsset(ctx context.Context, actor audit.Actor, a inventory.Asset) (inventory.Asset, error)
+	UpdateAsset(ctx context.Context, actor audit.Actor, id string, a inventory.Asset) (inventory.Asset, error)
+	Sites(ctx context.Context) ([]inventory.Site, error)
+	Groups(ctx context.Context) ([]inventory.Group, error)
+}
+
+// Importer imports a CSV file into the inventory. With DryRun set it must
+// change nothing and report what it would do, row by row.
+type Importer interface {
+	ImportCSV(ctx context.Context, actor audit.Actor, r io.Reader, opt ImportOptions) (ImportResult, error)
+}
+
+// ImportOptions says how to read an uploaded CSV file.
+type ImportOptions struct {
+	// Kind is one of the Config.ImportKinds names, e.g. "inventory".
+	Kind string
+	// Name labels the import for the audit trail: the uploaded file name.
+	Name   string
+	DryRun bool
+}
+
+// ImportResult is what an import did, or on a dry run would do. Any error
+// means nothing was, or would be, written.
+type ImportResult struct {
+	Rows   []ImportRow
+	Errors []ImportError
+	// ErrorCount counts every error when Errors is capped.
+	ErrorCount int
+}
+
+// ImportRow is the outcome for one data row of the file.
+type ImportRow struct {
+	// Line is the line number a spreadsheet shows (the header is line 1),
+	// so an admin can find the row.
+	Line int
+	// Action is "create", "update" or "unchanged".
+	Action string
+	// AssetID is empty for a create in a dry run.
+	AssetID string
+	Name    string
+	Changes []ImportChange
+}
+
+// ImportChange is one field an update changes.
+type ImportChange struct {
+	Field, Old, New string
+}
+
+// ImportError is one problem with the file, with a user-safe message.
+// Column is the CSV header, empty when the problem is the row as a whole;
+// Line is 0 for a problem with the file itself.
+type ImportError struct {
+	Line    int
+	Column  string
+	Message string
+}
+
+// ImportKind is one kind of CSV file the importer understands.
+type ImportKind struct {
+	Name  string // form value passed as ImportOptions.Kind
+	Label string // shown to the user
+}
+
+// AuditQuery selects audit entries. Zero fields do not filter.
+type AuditQuery struct {
+	ObjectType string
+	ObjectID   string
+	// Actor matches the actor's name (username) or ID.
+	Actor string
+	// Action matches exactly, e.g. "asset.update".
+	Action string
+	Limit  int
+	Offset int
+}
+
+// AuditLog lists audit entries, newest first.
+type AuditLog interface {
+	Entries(ctx context.Context, q AuditQuery) (entries []audit.Entry, total int, err error)
+}
+
+// Config is everything the UI needs. Accounts and Inventory are required;
+// without Importer or Audit the import page or audit viewer is not offered,
+// so the UI can ship before those services do.
+type Config struct {
+	Accounts  Accounts
+	Inventory Inventory
+	Importer  Importer
+	Audit     AuditLog
+	// ImportKinds lists the CSV kinds offered on the import page; default
+	// DefaultImportKinds().
+	ImportKinds []ImportKind
+	// MaxImportBytes bounds an uploaded CSV file; default DefaultMaxImportBytes.
+	MaxImportBytes int64
+	// Log receives internal errors; default slog.Default().
+	Log *slog.Logger
+}
+
+// DefaultImportKinds returns the kinds the inventory importer understands.
+func DefaultImportKinds() []ImportKind {
+	return []ImportKind{
+		{Name: "inventory", Label: "Asset list (e.g. an edited export)"},
+		{Name: "purchase", Label: "Purchase records"},
+		{Name: "discovery", Label: "Discovery or network scan export"},
+	}
+}
+
+// DefaultMaxImportBytes is the default upload limit: a purchase export for
+// a clinic group is a few hundred kilobytes.
+const DefaultMaxImportBytes = 4 << 20
+
+// UI is the HTML user interface.
+type UI struct {
+	cfg    Config
+	log    *slog.Logger
+	pages  map[string]*pageTemplate
+	static *staticFiles
+}
+
+// New checks cfg and parses the embedded templates and static files, so a
+// broken template fails start-up rather than the first request.
+func New(cfg Config) (*UI, error) {
+	if cfg.Accounts == nil || cfg.Inventory == nil {
+		return nil, errors.New("web: Config needs Accounts and Inventory")
+	}
+	if len(cfg.ImportKinds) == 0 {
+		cfg.ImportKinds = DefaultImportKinds()
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	st, err := loadStatic()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	ui := &UI{cfg: cfg, log: cfg.Log, static: st}
+	if ui.pages, err = parsePages(st); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return ui, nil
+}
+
+// Handler returns the UI's routes. It expects authn.Middleware (and the
+// server's cross-origin protection) to wrap it.
+func (ui *UI) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range ui.routes() {
+		mux.Handle(rt.pattern, ui.wrap(rt))
+	}
+	mux.Handle("GET /static/{name}", http.HandlerFunc(ui.static.serve))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ui.fail(w, r, notFound())
+	}))
+	return mux
+}
