@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
@@ -26,12 +27,16 @@ import (
 // chromiumPath is Debian's Chromium, installed by scripts/setup.sh.
 const chromiumPath = "/usr/bin/chromium"
 
+const browserPassword = "correct horse battery staple"
+
 // browserCSP mirrors the server's policy, so the test also proves the UI
 // works with no inline code.
 const browserCSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
 // TestBrowserLoginFilterOpen drives the UI in real Chromium against a real
-// SQLite inventory: sign in, filter the asset list, open an asset.
+// SQLite database, the real inventory and auth services, and the server's
+// cross-origin protection and CSP: sign in, filter the asset list, open an
+// asset, sign out.
 func TestBrowserLoginFilterOpen(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -45,9 +50,12 @@ func TestBrowserLoginFilterOpen(t *testing.T) {
 	inv := inventory.NewService(db.Inventory(), nil)
 	seedBrowserInventory(t, ctx, inv)
 
-	// The auth service is not wired here yet; the fake accepts
-	// admin / pw-admin and resolves the session cookie it issues.
-	accounts := newFakeAccounts()
+	// The real auth service: argon2id (at test cost), real sessions.
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	if _, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "lab-admin", DisplayName: "Lab Admin",
+		Role: auth.RoleAdmin, Password: browserPassword}); err != nil {
+		t.Fatal(err)
+	}
 	ui, err := New(Config{Accounts: accounts, Inventory: inv, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +120,8 @@ func TestBrowserLoginFilterOpen(t *testing.T) {
 		t.Errorf("unauthenticated /assets went to %q; want /login?next=%%2Fassets", loginURL)
 	}
 	do("sign in",
-		chromedp.SendKeys(chromedp.ID("username"), "admin"),
-		chromedp.SendKeys(chromedp.ID("password"), "pw-admin"),
+		chromedp.SendKeys(chromedp.ID("username"), "lab-admin"),
+		chromedp.SendKeys(chromedp.ID("password"), browserPassword),
 		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.ID("asset-table")),
 	)
@@ -156,6 +164,18 @@ func TestBrowserLoginFilterOpen(t *testing.T) {
 	if title := run(t, bctx, chromedp.Title()); title != "Chemistry analyzer · Patchward" {
 		t.Errorf("title = %q", title)
 	}
+	if who := run(t, bctx, chromedp.Text(chromedp.CSS(".user .who"))); !strings.Contains(who, "Lab Admin") {
+		t.Errorf("signed-in user shown as %q", who)
+	}
+
+	// Sign out (a POST through the cross-origin protection); the session
+	// is gone, so the list asks for sign-in again.
+	do("sign out",
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.Navigate(srv.URL+"/assets"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+	)
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -175,11 +175,9 @@ func (ui *UI) render(w http.ResponseWriter, r *http.Request, status int, name, t
 	_, _ = w.Write(buf.Bytes())
 }
 
-type pageTemplate = template.Template
-
 // parsePages parses every page in templates/ together with the shared
 // layout and partials, once.
-func parsePages(st *staticFiles) (map[string]*pageTemplate, error) {
+func parsePages(st *staticFiles) (map[string]*template.Template, error) {
 	base, err := template.New("").Funcs(funcs(st)).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse layout: %w", err)
@@ -188,7 +186,7 @@ func parsePages(st *staticFiles) (map[string]*pageTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages := map[string]*pageTemplate{}
+	pages := map[string]*template.Template{}
 	for _, n := range names {
 		if path.Base(n) == "layout.html" {
 			continue
@@ -228,8 +226,7 @@ var labels = map[string]string{
 	"clinical_system": "Clinical system", "analyzer": "Analyzer", "instrument_controller": "Instrument controller",
 	"imaging": "Imaging", "iomt": "IoMT device", "mobile": "Mobile", "unknown": "Unknown",
 	"internet_facing": "Internet-facing", "vpn": "VPN", "internal": "Internal", "clinical_vlan": "Clinical VLAN",
-	"isolated": "Isolated",
-	"low":      "Low", "medium": "Medium", "high": "High", "critical": "Critical",
+	"isolated": "Isolated", "low": "Low", "medium": "Medium", "high": "High", "critical": "Critical",
 	"none": "None", "direct_patient_care": "Direct patient care",
 	"public": "Public", "confidential": "Confidential", "phi": "PHI",
 	"owner_may_install_os_patches": "Owner may install OS patches", "vendor_mediated_only": "Vendor-mediated only",

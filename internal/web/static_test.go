@@ -10,6 +10,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/inventory"
 )
 
 func TestStaticFilesHashedAndCached(t *testing.T) {
@@ -92,5 +93,44 @@ func TestPagesNeedNoInlineCode(t *testing.T) {
 	}
 	if ct := w.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("page Content-Type = %q", ct)
+	}
+}
+
+// TestEveryEnumHasLabel makes a new enum value fail here rather than show
+// up as raw snake_case in the UI.
+func TestEveryEnumHasLabel(t *testing.T) {
+	var vals []string
+	add := func(vs ...string) { vals = append(vals, vs...) }
+	for _, v := range inventory.Types {
+		add(string(v))
+	}
+	for _, v := range inventory.Exposures {
+		add(string(v))
+	}
+	for _, v := range inventory.Levels {
+		add(string(v))
+	}
+	for _, v := range inventory.SafetyImpacts {
+		add(string(v))
+	}
+	for _, v := range inventory.Classifications {
+		add(string(v))
+	}
+	for _, v := range inventory.Restrictions {
+		add(string(v))
+	}
+	for _, v := range inventory.Supports {
+		add(string(v))
+	}
+	for _, v := range inventory.Sources {
+		add(string(v))
+	}
+	for _, v := range auth.Roles {
+		add(string(v))
+	}
+	for _, v := range vals {
+		if _, ok := labels[v]; !ok {
+			t.Errorf("no label for %q", v)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -150,7 +151,7 @@ const DefaultMaxImportBytes = 4 << 20
 type UI struct {
 	cfg    Config
 	log    *slog.Logger
-	pages  map[string]*pageTemplate
+	pages  map[string]*template.Template
 	static *staticFiles
 }
 
