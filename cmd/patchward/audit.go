@@ -299,9 +299,17 @@ Exits 2 if the bundle fails verification.`,
 			if err != nil {
 				return asAuditFailure("audit export", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "audit export OK: %d entries from %s to %s, each proven included in the log of %d entries\nsigned root %s by %s\n",
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "audit export OK: %d entries from %s to %s, each proven included in the log of %d entries\nsigned root %s by %s\n",
 				res.Entries, b.From.Format(time.RFC3339), b.To.Format(time.RFC3339), res.CheckpointSize,
 				base64.StdEncoding.EncodeToString(res.Root), key.Key())
+			if res.Entries > 0 {
+				fmt.Fprintf(w, "entries %d to %d", res.First, res.Last)
+				if res.Gaps > 0 {
+					fmt.Fprintf(w, "; warning: %d gaps in the sequence, so entries in between were left out of this export", res.Gaps)
+				}
+				fmt.Fprintln(w)
+			}
 			return nil
 		},
 	}

@@ -111,23 +111,23 @@ func TestRun(t *testing.T) {
 		go func() { done <- c.Run(ctx, time.Minute) }()
 
 		synctest.Wait()
-		if got := len(m.cps); got != 1 {
+		if got := len(m.stored()); got != 1 {
 			t.Fatalf("checkpoints after start = %d; want 1", got)
 		}
 		m.append(t, 3)
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
-		if got := len(m.cps); got != 1 {
+		if got := len(m.stored()); got != 1 {
 			t.Errorf("checkpoints before the minute = %d; want 1", got)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if got := len(m.cps); got != 2 || m.cps[1].Size != 5 {
+		if got := len(m.stored()); got != 2 || m.stored()[1].Size != 5 {
 			t.Errorf("checkpoints after the minute = %d; want 2, the last of size 5", got)
 		}
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
-		if got := len(m.cps); got != 2 {
+		if got := len(m.stored()); got != 2 {
 			t.Errorf("checkpoints with no appends = %d; want still 2", got)
 		}
 		// Entries from the last interval are signed on shutdown.
@@ -136,8 +136,8 @@ func TestRun(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("Run() = %v; want nil after cancel", err)
 		}
-		if got := m.cps[len(m.cps)-1].Size; got != 6 {
-			t.Errorf("last checkpoint after shutdown = size %d; want 6", got)
+		if cps := m.stored(); cps[len(cps)-1].Size != 6 {
+			t.Errorf("last checkpoint after shutdown = size %d; want 6", cps[len(cps)-1].Size)
 		}
 	})
 }

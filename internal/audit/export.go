@@ -213,6 +213,14 @@ type BundleResult struct {
 	Entries        int    `json:"entries"`
 	CheckpointSize int64  `json:"checkpoint_size"`
 	Root           []byte `json:"root"`
+	// First and Last are the lowest and highest seq in the bundle.
+	First int64 `json:"first"`
+	Last  int64 `json:"last"`
+	// Gaps counts places where consecutive bundle entries skip seqs. Entries
+	// are stamped in seq order, so a time range normally maps to a run of
+	// consecutive seqs: a gap means entries were left out of the bundle,
+	// which the proofs alone cannot reveal.
+	Gaps int `json:"gaps"`
 }
 
 // VerifyBundle checks b offline with key, an independently obtained public
@@ -227,7 +235,10 @@ func VerifyBundle(b *Bundle, key *Verifier) (BundleResult, error) {
 	if err != nil {
 		return BundleResult{}, &VerifyError{Seq: -1, Problem: ProblemCheckpointSignature, Detail: err.Error()}
 	}
-	var prev *BundleEntry
+	var (
+		prev *BundleEntry
+		gaps int
+	)
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		if e.Seq < 0 || e.Seq >= size {
@@ -243,6 +254,9 @@ func VerifyBundle(b *Bundle, key *Verifier) (BundleResult, error) {
 		if prev != nil && e.Seq == prev.Seq+1 && !bytes.Equal(nonNilBytes(e.PrevHash), prev.LeafHash) {
 			return BundleResult{}, &VerifyError{Seq: e.Seq, Problem: ProblemPrevHash}
 		}
+		if prev != nil && e.Seq != prev.Seq+1 {
+			gaps++
+		}
 		leaf, err := e.ComputeLeafHash()
 		if err != nil || !bytes.Equal(leaf, e.LeafHash) {
 			return BundleResult{}, &VerifyError{Seq: e.Seq, Problem: ProblemLeafHash}
@@ -252,5 +266,9 @@ func VerifyBundle(b *Bundle, key *Verifier) (BundleResult, error) {
 		}
 		prev = e
 	}
-	return BundleResult{Entries: len(b.Entries), CheckpointSize: size, Root: root}, nil
+	res := BundleResult{Entries: len(b.Entries), CheckpointSize: size, Root: root, Gaps: gaps}
+	if len(b.Entries) > 0 {
+		res.First, res.Last = b.Entries[0].Seq, b.Entries[len(b.Entries)-1].Seq
+	}
+	return res, nil
 }

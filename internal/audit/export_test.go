@@ -49,8 +49,8 @@ func TestExportRoundTrip(t *testing.T) {
 				t.Fatalf("ParseBundle(n=%d) = %v", n, err)
 			}
 			res, err := audit.VerifyBundle(parsed, s.Verifier())
-			if err != nil || res.Entries != n-lo || res.CheckpointSize != int64(n) {
-				t.Errorf("VerifyBundle(n=%d, lo=%d) = %+v, %v; want %d entries, size %d", n, lo, res, err, n-lo, n)
+			if err != nil || res.Entries != n-lo || res.CheckpointSize != int64(n) || res.Gaps != 0 || res.First != int64(lo) || res.Last != int64(n-1) {
+				t.Errorf("VerifyBundle(n=%d, lo=%d) = %+v, %v; want %d entries %d to %d, size %d, no gaps", n, lo, res, err, n-lo, lo, n-1, n)
 			}
 		}
 	}
@@ -126,6 +126,17 @@ func TestVerifyBundleTampered(t *testing.T) {
 				t.Errorf("VerifyBundle() = seq %d, %v; want seq %d, %v", ve.Seq, ve.Problem, tt.seq, tt.want)
 			}
 		})
+	}
+}
+
+// TestVerifyBundleGaps: leaving entries out keeps every proof valid, so it
+// is reported as gaps rather than as a failure.
+func TestVerifyBundleGaps(t *testing.T) {
+	s, _, b := exportFixture(t, 8, day, day.Add(24*time.Hour))
+	b.Entries = append(b.Entries[:2], b.Entries[4:]...)
+	res, err := audit.VerifyBundle(b, s.Verifier())
+	if err != nil || res.Gaps != 1 || res.Entries != 6 {
+		t.Errorf("VerifyBundle(entries 2-3 dropped) = %+v, %v; want 6 entries, 1 gap, nil", res, err)
 	}
 }
 

@@ -68,6 +68,13 @@ func (m *memStore) InsertCheckpoint(ctx context.Context, cp audit.Checkpoint) er
 	return nil
 }
 
+// stored returns the stored checkpoints, safely while a Checkpointer runs.
+func (m *memStore) stored() []audit.Checkpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.cps)
+}
+
 func (m *memStore) Head(ctx context.Context) (audit.Head, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
