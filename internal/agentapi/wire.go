@@ -1,5 +1,8 @@
 // Package agentapi is the protocol between patchward-agent and the server:
-// wire types (this file, shared by both sides) and the server's handlers.
+// wire types (this file), the canonical inventory hash and request signing
+// (canonical.go) and the protocol's limits and validation (validate.go),
+// all shared by both sides. The server's handlers live in the subpackage
+// agentserver, so the agent binary links none of the server.
 // Everything an agent sends is untrusted input: the server validates sizes,
 // shapes and identities, and an agent can only read its own jobs and write
 // its own results.
