@@ -191,6 +191,7 @@ func newAssetImportCmd(g *globals) *cobra.Command {
 --kind purchase   a purchase ledger: rows set purchase_ref / purchased_at
 --kind discovery  a scan or discovery export: rows set last_seen_at to now
 --kind inventory  a spreadsheet of assets, such as "patchward asset export"
+--kind nmap       nmap XML output (nmap -oX): hosts that were up count as seen
 
 Columns are matched to fields by name ("Serial Number" -> serial, "PO Number"
 -> purchase_ref, ...). Map others with --map 'Header=field,Other=-' ('-'
@@ -216,7 +217,15 @@ problem is listed and nothing is imported. --dry-run shows what would happen.`,
 			}
 			opt := inventory.ImportOptions{Kind: inventory.ImportKind(kind), Mapping: mapping, DryRun: dryRun, Match: match, Name: name}
 			return g.withInventory(ctx, func(svc *inventory.Service) error {
-				rep, err := svc.ImportCSV(ctx, cliActor(), io.LimitReader(in, inventory.MaxImportBytes+1), opt)
+				var (
+					rep inventory.ImportReport
+					err error
+				)
+				if kind == "nmap" {
+					rep, err = svc.ImportNmap(ctx, cliActor(), in, name, dryRun)
+				} else {
+					rep, err = svc.ImportCSV(ctx, cliActor(), io.LimitReader(in, inventory.MaxImportBytes+1), opt)
+				}
 				out := cmd.OutOrStdout()
 				if asJSON {
 					if werr := printIndentedJSON(out, rep); werr != nil {
@@ -230,7 +239,7 @@ problem is listed and nothing is imported. --dry-run shows what would happen.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&kind, "kind", "", "what the file holds: purchase, discovery or inventory (required)")
+	fl.StringVar(&kind, "kind", "", "what the file holds: purchase, discovery, inventory or nmap (required)")
 	fl.StringArrayVar(&maps, "map", nil, "column mapping 'Header=field,...' ('-' ignores a column); repeatable")
 	fl.StringSliceVar(&match, "match", nil, "identifiers to match rows on, in order (default serial,asset_tag,mac,hostname)")
 	fl.BoolVar(&dryRun, "dry-run", false, "show what would change and write nothing")

@@ -215,6 +215,17 @@ func TestServerEndToEnd(t *testing.T) {
 				t.Errorf("reconciliation = %d purchased-never-seen, %d shadow; want >= 3 each (2 imported + demo)",
 					len(recon.PurchasedNeverSeen), len(recon.SeenNeverPurchased))
 			}
+			// An nmap scan marks a known switch as seen (matched by MAC) and
+			// adds an unknown host as an unmanaged device.
+			scan := `<?xml version="1.0"?><nmaprun scanner="nmap" version="7.93">` +
+				`<host><status state="up"/><address addr="10.10.0.2" addrtype="ipv4"/><address addr="00:1B:54:AA:BB:01" addrtype="mac" vendor="Cisco Systems"/></host>` +
+				`<host><status state="up"/><address addr="10.10.30.99" addrtype="ipv4"/><address addr="F0:9F:C2:00:00:99" addrtype="mac" vendor="Ubiquiti"/>` +
+				`<ports><port protocol="tcp" portid="22"><state state="open"/><service name="ssh" product="OpenSSH" version="8.4"/></port></ports></host>` +
+				`<host><status state="down"/><address addr="10.10.30.100" addrtype="ipv4"/></host></nmaprun>`
+			code, body = script.do("POST", "/api/v1/assets/import?kind=nmap&name=scan.xml", "application/xml", strings.NewReader(scan))
+			if code != 200 || !strings.Contains(string(body), `"created": 1`) || !strings.Contains(string(body), `"updated": 1`) {
+				t.Errorf("nmap import = %d; want 200 with 1 create and 1 update\n%s", code, body)
+			}
 			code, body = script.do("GET", "/api/v1/assets/export?format=csv", "", nil)
 			if code != 200 || !strings.Contains(string(body), "SN-E2E-2") {
 				t.Errorf("CSV export = %d; want 200 with the imported serial", code)

@@ -76,7 +76,8 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Log: log, Version: version}
-	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory}, Log: log})
+	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
+		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
 	}
@@ -207,11 +208,18 @@ func (a auditEntries) Entries(ctx context.Context, q web.AuditQuery) ([]audit.En
 type csvImporter struct{ inv *inventory.Service }
 
 func (c csvImporter) ImportCSV(ctx context.Context, actor audit.Actor, r io.Reader, opt web.ImportOptions) (web.ImportResult, error) {
-	kind := inventory.ImportKind(opt.Kind)
-	if !slices.Contains(inventory.ImportKinds, kind) {
+	var (
+		rep inventory.ImportReport
+		err error
+	)
+	switch kind := inventory.ImportKind(opt.Kind); {
+	case opt.Kind == "nmap":
+		rep, err = c.inv.ImportNmap(ctx, actor, r, opt.Name, opt.DryRun)
+	case slices.Contains(inventory.ImportKinds, kind):
+		rep, err = c.inv.ImportCSV(ctx, actor, r, inventory.ImportOptions{Kind: kind, Name: opt.Name, DryRun: opt.DryRun})
+	default:
 		return web.ImportResult{}, errs.E(errs.Invalid, "unknown import kind %q", opt.Kind)
 	}
-	rep, err := c.inv.ImportCSV(ctx, actor, r, inventory.ImportOptions{Kind: kind, Name: opt.Name, DryRun: opt.DryRun})
 	res := web.ImportResult{ErrorCount: rep.ErrorCount}
 	for _, row := range rep.Preview {
 		ir := web.ImportRow{Line: row.Row, Action: row.Action, AssetID: row.AssetID, Name: row.AssetName}

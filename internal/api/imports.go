@@ -23,10 +23,10 @@ type ImportErrorBody struct {
 func (a *API) importRoutes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/assets/import", Tag: "assets",
-			Summary: "Import a CSV of purchase records, discovery results or assets; all rows or none. Use dry_run=true for a preview.",
+			Summary: "Import a CSV of purchase records, discovery results or assets (text/csv), or an nmap -oX scan (kind=nmap, application/xml); all rows or none. Use dry_run=true for a preview.",
 			Perm:    auth.PermAssetImport, BodyType: "text/csv", Resp: inventory.ImportReport{},
 			Query: []Param{
-				{Name: "kind", Enum: enumStrings(inventory.ImportKinds), Description: "what the file describes (default inventory)"},
+				{Name: "kind", Enum: append(enumStrings(inventory.ImportKinds), "nmap"), Description: "what the file describes (default inventory)"},
 				{Name: "dry_run", Type: "boolean", Description: "report what would happen and write nothing"},
 				{Name: "map", Description: "column mapping, repeatable: 'CSV header=field' (field '-' ignores the column)"},
 				{Name: "name", Description: "file name for the audit trail"},
@@ -43,10 +43,13 @@ func (a *API) importRoutes() []Route {
 }
 
 func (a *API) importAssets(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	q := r.URL.Query()
+	if q.Get("kind") == "nmap" {
+		return a.importNmap(w, r, p)
+	}
 	if err := requireType(r, "text/csv"); err != nil {
 		return err
 	}
-	q := r.URL.Query()
 	opt := inventory.ImportOptions{Kind: inventory.ImportInventory, Name: q.Get("name"), Mapping: map[string]string{}}
 	if k := q.Get("kind"); k != "" {
 		kind, err := queryEnum(r, "kind", inventory.ImportKinds)
@@ -69,10 +72,30 @@ func (a *API) importAssets(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	body := http.MaxBytesReader(w, r.Body, inventory.MaxImportBytes)
 	report, err := a.Inventory.ImportCSV(r.Context(), p.Actor(authn.ClientAddr(r)), body, opt)
+	return writeImport(w, report, err, inventory.MaxImportBytes)
+}
+
+// importNmap records an nmap -oX scan as a discovery import.
+func (a *API) importNmap(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if err := requireType(r, "application/xml"); err != nil {
+		return err
+	}
+	dry, err := queryBool(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	body := http.MaxBytesReader(w, r.Body, inventory.MaxNmapBytes)
+	report, err := a.Inventory.ImportNmap(r.Context(), p.Actor(authn.ClientAddr(r)), body, r.URL.Query().Get("name"), dry != nil && *dry)
+	return writeImport(w, report, err, inventory.MaxNmapBytes)
+}
+
+// writeImport renders an import's report, with the error and status when
+// the import was refused.
+func writeImport(w http.ResponseWriter, report inventory.ImportReport, err error, limit int64) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errs.E(errs.TooLarge, "CSV file is larger than %d bytes", inventory.MaxImportBytes)
+			return errs.E(errs.TooLarge, "file is larger than %d bytes", limit)
 		}
 		status := errs.HTTPStatus(err)
 		if status >= 500 {
