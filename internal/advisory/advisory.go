@@ -16,8 +16,12 @@ type Advisory struct {
 	Source string `json:"source"`
 	// Aliases are other identifiers of the same vulnerability (CVE IDs for a
 	// DSA, GHSA IDs, …). Matching and enrichment join on them.
-	Aliases   []string   `json:"aliases,omitempty"`
-	Related   []string   `json:"related,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	Related []string `json:"related,omitempty"`
+	// Upstream lists the records this one derives from (OSV "upstream"):
+	// a Debian DLA names the CVEs it fixes here rather than as aliases, and
+	// KEV/EPSS enrichment must still find them.
+	Upstream  []string   `json:"upstream,omitempty"`
 	Summary   string     `json:"summary,omitempty"`
 	Details   string     `json:"details,omitempty"`
 	Published time.Time  `json:"published"`
@@ -62,14 +66,20 @@ type Affected struct {
 	// Package is the package name as the ecosystem names it. Debian and
 	// Ubuntu advisories name source packages.
 	Package string `json:"package,omitempty"`
-	PURL    string `json:"purl,omitempty"`
+	// Vendor is the maker named by a CSAF vendor branch or an NVD CPE; with
+	// Package it is what an asset's make and model are matched against.
+	Vendor string `json:"vendor,omitempty"`
+	PURL   string `json:"purl,omitempty"`
 	// CPE is the CPE 2.3 match criteria (NVD) or the product's CPE (CSAF).
 	CPE string `json:"cpe,omitempty"`
 	// Vulnerable is false for NVD configuration nodes that name a platform
-	// rather than the vulnerable software.
+	// rather than the vulnerable software, and for CSAF products whose
+	// status is anything but known_affected.
 	Vulnerable bool `json:"vulnerable"`
 	// Ranges are version intervals; Versions lists individual affected
-	// versions. Either may be empty.
+	// versions. Either may be empty. For a CSAF product they delimit the
+	// product that Status speaks about (a fixed product's Versions are
+	// the fixed versions).
 	Ranges   []Range  `json:"ranges,omitempty"`
 	Versions []string `json:"versions,omitempty"`
 
@@ -99,12 +109,16 @@ const (
 // (inclusive); at most one of the two is set, and neither means no fix yet.
 type Range struct {
 	// Type is the OSV range type: "ECOSYSTEM", "SEMVER" or "GIT"; "CPE" for
-	// NVD version bounds.
+	// NVD version bounds; "CSAF" for bounds read from a CSAF
+	// product_version_range (in the vendor's own version scheme).
 	Type                string `json:"type"`
 	Introduced          string `json:"introduced,omitempty"`
 	IntroducedExclusive bool   `json:"introduced_exclusive,omitempty"`
 	Fixed               string `json:"fixed,omitempty"`
 	LastAffected        string `json:"last_affected,omitempty"`
+	// Limit is an OSV "limit" event: versions at or above it are outside
+	// this range, yet it is not a fix (mostly GIT ranges).
+	Limit string `json:"limit,omitempty"`
 }
 
 // VEXStatus is a CSAF/VEX product status.
