@@ -81,6 +81,10 @@ var (
 	envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// ValidName reports whether s can name a feed: 1-64 lower-case letters,
+// digits, '.', '_' or '-', starting with a letter or digit.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 // LoadConfig reads and validates the configuration file at path. A missing
 // file is an error only when required is true: the default path may be
 // absent on a clinic that has configured no feeds.
