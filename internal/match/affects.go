@@ -107,8 +107,9 @@ func CompileAffected(a advisory.Affected) (*AffectedSet, error) {
 		if cr.lastAffected, err = parse("last_affected", r.LastAffected); err != nil {
 			return nil, err
 		}
-		// TODO(limit): parse r.Limit into cr.limit once advisory.Range.Limit
-		// is committed; contains already honours it.
+		if cr.limit, err = parse("limit", r.Limit); err != nil {
+			return nil, err
+		}
 		s.ranges = append(s.ranges, cr)
 	}
 	versions := a.Versions

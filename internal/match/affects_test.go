@@ -42,6 +42,8 @@ func TestAffects(t *testing.T) {
 		{"last affected inclusive", eco("PyPI", advisory.Range{Type: "ECOSYSTEM", Introduced: "0", LastAffected: "2.31.0"}), "2.31.0", true, ""},
 		{"last affected above", eco("PyPI", advisory.Range{Type: "ECOSYSTEM", Introduced: "0", LastAffected: "2.31.0"}), "2.31.1", false, ""},
 		{"no end: unfixed", eco("npm", advisory.Range{Type: "SEMVER", Introduced: "1.0.0"}), "9.9.9", true, ""},
+		{"limit closes range", eco("npm", advisory.Range{Type: "SEMVER", Introduced: "1.0.0", Limit: "2.0.0"}), "2.1.0", false, ""},
+		{"below limit", eco("npm", advisory.Range{Type: "SEMVER", Introduced: "1.0.0", Limit: "2.0.0"}), "1.9.0", true, ""},
 		{"go semver with v", eco("Go", advisory.Range{Type: "SEMVER", Introduced: "0", Fixed: "1.33.0"}), "v1.32.0", true, "1.33.0"},
 		{"go semver fixed", eco("Go", advisory.Range{Type: "SEMVER", Introduced: "0", Fixed: "1.33.0"}), "v1.33.0", false, ""},
 		{"smallest fix of matching ranges",
