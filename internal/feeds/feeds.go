@@ -89,6 +89,9 @@ type Meta struct {
 	EPSSScoreDate     *time.Time `json:"epss_score_date,omitempty"`
 	// Files counts the feed files (documents, records, pages) parsed.
 	Files int `json:"files,omitempty"`
+	// Skipped counts files in directories and archives that were no feed
+	// format at all (README.json, schemas, provider indexes).
+	Skipped int `json:"skipped,omitempty"`
 	// Incremental is true when the version was built from its predecessor
 	// plus a modified-since delta.
 	Incremental bool `json:"incremental,omitempty"`
@@ -123,7 +126,8 @@ type Record struct {
 	// vendors' documents).
 	Key string
 	ID  string
-	// Idents are the upper-cased ID and aliases, for lookup by either.
+	// Idents are the upper-cased ID, aliases and upstream IDs, for lookup
+	// by any of them.
 	Idents []string
 	// Packages are the distinct (ecosystem, package) pairs affected.
 	Packages []Package

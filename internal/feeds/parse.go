@@ -25,8 +25,30 @@ type parsedFile struct {
 	epss       *advisory.EPSSSet
 }
 
-// parseFile is the one seam to the advisory parsers.
-func parseFile(name string, data []byte) (parsedFile, error) { return shimParseAny(name, data) }
+// parseFile is the one seam to the advisory parsers, which recognise each
+// file by content.
+func parseFile(name string, data []byte) (parsedFile, error) {
+	p, err := advisory.ParseAny(name, data)
+	if err != nil {
+		return parsedFile{}, err
+	}
+	pf := parsedFile{advisories: p.Advisories, kev: p.KEV, epss: p.EPSS}
+	switch p.Format {
+	case advisory.FormatOSV, advisory.FormatOSVZip:
+		pf.kind = OSV
+	case advisory.FormatNVD:
+		pf.kind = NVD
+	case advisory.FormatKEV:
+		pf.kind = KEV
+	case advisory.FormatEPSS:
+		pf.kind = EPSS
+	case advisory.FormatCSAF:
+		pf.kind = CSAF
+	default:
+		return parsedFile{}, errs.E(errs.Unsupported, "%s: unknown feed format %q", name, p.Format)
+	}
+	return pf, nil
+}
 
 // defaultExclude lists files that sit beside CSAF documents in a provider's
 // directory (ROLIE feeds, provider metadata) and are not advisories.
@@ -117,7 +139,7 @@ func (c *content) expand(name string, data []byte, top bool, depth int) error {
 	if !top && !c.want(name) {
 		return nil
 	}
-	return c.parse(name, data)
+	return c.parse(name, data, top)
 }
 
 func (c *content) expandZip(name string, data []byte, depth int) error {
@@ -187,9 +209,19 @@ func (c *content) inflate(name string, open func() (io.Reader, error)) ([]byte, 
 }
 
 // parse hands one file to the advisory parsers and folds the result in.
-func (c *content) parse(name string, data []byte) error {
+func (c *content) parse(name string, data []byte, top bool) error {
 	pf, err := parseFile(name, data)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errs.KindOf(err) == errs.Unsupported && !top:
+		// A file in a directory or archive that is no feed format at all
+		// (a README.json, a schema, a provider's index) is skipped. A broken
+		// feed file is a different error (Invalid) and stops the sync.
+		c.meta.Skipped++
+		return nil
+	case errs.KindOf(err) != errs.Internal:
+		return err // kinded, and already names the file
+	default:
 		return errs.Wrap(errs.Invalid, err, "%s: %v", name, err)
 	}
 	if pf.kind != c.feed.Kind {
@@ -272,7 +304,10 @@ func makeRecord(a advisory.Advisory) (Record, error) {
 	}
 	r := Record{Key: key, ID: a.ID, Data: data}
 	seen := map[string]bool{}
-	for _, id := range append([]string{a.ID}, a.Aliases...) {
+	// Upstream IDs are indexed too: a Debian DLA names the CVEs it fixes
+	// there rather than as aliases, and a search by CVE should find it.
+	ids := append(append([]string{a.ID}, a.Aliases...), a.Upstream...)
+	for _, id := range ids {
 		u := strings.ToUpper(strings.TrimSpace(id))
 		if u != "" && !seen[u] {
 			seen[u] = true

@@ -172,6 +172,9 @@ func TestSyncLocalFeeds(t *testing.T) {
 		if err != nil || page.Total != 1 || page.Hits[0].Advisory.ID != "ALSA-2022:8194" || page.Hits[0].Feed != "osv-dir" {
 			t.Errorf("search AlmaLinux = %+v, %v; want ALSA-2022:8194 from osv-dir", page, err)
 		}
+		if p, err := fs.SearchAdvisories(ctx, feeds.Query{ID: "CVE-2023-3090"}, 10, 0); err != nil || p.Total != 1 || p.Hits[0].Advisory.ID != "DLA-3623-1" {
+			t.Errorf("search by the upstream CVE of DLA-3623-1 = %+v, %v; want DLA-3623-1", p, err)
+		}
 		if _, err := fs.Advisory(ctx, "CVE-2023-27314"); err != nil {
 			t.Errorf("Advisory(CVE-2023-27314) from the NVD page: %v", err)
 		}
@@ -202,8 +205,10 @@ func TestSyncArchives(t *testing.T) {
 			w, _ := zw.Create(e.Name())
 			w.Write(readTestdata(t, "osv/"+e.Name()))
 		}
-		w, _ := zw.Create("README.txt") // not a record: ignored
+		w, _ := zw.Create("README.txt") // not a record: ignored by name
 		w.Write([]byte("hello"))
+		w, _ = zw.Create("schema.json") // JSON but no feed format: skipped
+		w.Write([]byte(`{"$schema": "https://json-schema.org/draft/2020-12/schema"}`))
 		zw.Close()
 		zipPath := writeFile(t, dir, "all.zip", zbuf.Bytes())
 
@@ -233,7 +238,7 @@ func TestSyncArchives(t *testing.T) {
 			count func(feeds.Result) int
 			want  int
 		}{
-			{localFeed("osv-zip", feeds.OSV, zipPath), func(r feeds.Result) int { return r.Advisories }, 6},
+			{localFeed("osv-zip", feeds.OSV, zipPath), func(r feeds.Result) int { return r.Advisories*10 + r.State.Meta.Skipped }, 61},
 			{localFeed("epss-gz", feeds.EPSS, gzPath), func(r feeds.Result) int { return r.EPSS }, 5},
 			{localFeed("csaf-tar", feeds.CSAF, tarPath), func(r feeds.Result) int { return r.Advisories }, 1},
 		} {
@@ -307,6 +312,7 @@ func TestSyncHTTPConditional(t *testing.T) {
         {"cveID": "CVE-2099-0001", "vendorProject": "Example", "product": "Infusion pump", "vulnerabilityName": "Example",
          "dateAdded": "2025-08-26", "shortDescription": "x", "requiredAction": "x", "dueDate": "2025-09-16",
          "knownRansomwareCampaignUse": "Known", "notes": "", "cwes": []},`), 1)
+		grown = bytes.Replace(grown, []byte(`"count": 1404,`), []byte(`"count": 1405,`), 1)
 		srv.body.Store(&grown)
 		etag2 := `"v2"`
 		srv.etag.Store(&etag2)
@@ -372,7 +378,7 @@ func TestSyncBrokenChangesNothing(t *testing.T) {
 		{"EPSS with a bad header", source{"epss.csv", feeds.EPSS, []byte(epssGood)}, source{"epss.csv", feeds.EPSS, readTestdata(t, "epss/invalid-header.csv")}, "epss.csv:", errs.Invalid},
 		{"EPSS cut at a line boundary", source{"epss.csv", feeds.EPSS, []byte(epssGood)}, source{"epss.csv", feeds.EPSS, []byte(epssGood[:strings.Index(epssGood, "CVE-2024-00040")])}, "refusing a drop of more than half", errs.Invalid},
 		{"wrong kind", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, readTestdata(t, "osv/DSA-3029-1.json")}, "holds osv data, but feed", errs.Invalid},
-		{"empty file", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, nil}, "kev.json:", errs.Invalid},
+		{"empty file", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, nil}, "kev.json:", errs.Unsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Each(t, func(t *testing.T, db *store.DB) {
