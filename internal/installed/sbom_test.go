@@ -75,6 +75,7 @@ func TestParseCycloneDXMedicalDevices(t *testing.T) {
 			if len(s.CPEs()) == 0 {
 				t.Error("CPEs() is empty")
 			}
+
 		})
 	}
 }

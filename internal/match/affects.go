@@ -252,8 +252,9 @@ type CPE struct {
 
 // ParseCPE parses a CPE 2.3 formatted string ("cpe:2.3:o:cisco:ios:
 // 15.2\(7\)e10:*:*:*:*:*:*:*") or a CPE 2.2 URI ("cpe:/a:apache:
-// http_server:2.4.58", including the packed "~" edition form). Malformed
-// input is an errs.Invalid error.
+// http_server:2.4.58", including the packed "~" edition form). A 2.3 name
+// cut short after the product, as some SBOMs write them, has its missing
+// attributes read as ANY. Malformed input is an errs.Invalid error.
 func ParseCPE(s string) (CPE, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > maxCPELen {
@@ -299,10 +300,16 @@ func parseCPE23(body string) (CPE, error) {
 	}
 	fields = append(fields, cur.String())
 	quoted = append(quoted, esc)
-	if len(fields) != 11 {
-		return CPE{}, errs.E(errs.Invalid, "CPE 2.3 name has %d attributes after cpe:2.3:, want 11", len(fields))
+	// The standard wants all 11 attributes, but SBOM producers write
+	// truncated names ("cpe:2.3:a:nginx:nginx:1.21.1"); the missing
+	// trailing attributes are read as ANY, as a 2.2 URI's would be.
+	if len(fields) < 3 || len(fields) > 11 {
+		return CPE{}, errs.E(errs.Invalid, "CPE 2.3 name has %d attributes after cpe:2.3:, want part, vendor, product and up to 8 more", len(fields))
 	}
 	vals := make([]string, 11)
+	for i := len(fields); i < 11; i++ {
+		vals[i] = CPEAny
+	}
 	for i, f := range fields {
 		switch {
 		case f == "":

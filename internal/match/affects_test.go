@@ -151,6 +151,8 @@ func TestParseCPE(t *testing.T) {
 			CPE{Part: "a", Vendor: "vendor", Product: "prod:uct", Version: "1.0", Update: "*", Edition: "*", Language: "*", SWEdition: "*", TargetSW: "*", TargetHW: "*", Other: "*"}},
 		{`cpe:2.3:a:v:p:\*:*:*:*:*:*:*:*`, // escaped star is a literal, not ANY
 			CPE{Part: "a", Vendor: "v", Product: "p", Version: "*", Update: "*", Edition: "*", Language: "*", SWEdition: "*", TargetSW: "*", TargetHW: "*", Other: "*"}},
+		{"cpe:2.3:a:nginx:nginx:1.21.1", // truncated, as in osv-scalibr's SBOM fixtures
+			CPE{Part: "a", Vendor: "nginx", Product: "nginx", Version: "1.21.1", Update: "*", Edition: "*", Language: "*", SWEdition: "*", TargetSW: "*", TargetHW: "*", Other: "*"}},
 		{"cpe:/a:apache:http_server:2.4.58",
 			CPE{Part: "a", Vendor: "apache", Product: "http_server", Version: "2.4.58", Update: "*", Edition: "*", Language: "*", SWEdition: "*", TargetSW: "*", TargetHW: "*", Other: "*"}},
 		{"cpe:/o:microsoft:windows_10:1809::~~enterprise~~x64~",
