@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -381,13 +382,13 @@ func (ix *Index) fingerprint(es []entry) uint64 {
 			if _, ok := ix.kev[v]; ok {
 				kev = "kev"
 			}
-			w(v, kev, fmt.Sprintf("%.2f", ix.epss[v].Score))
+			w(v, kev, strconv.FormatFloat(ix.epss[v].Score, 'f', 2, 64))
 		}
 		a := e.aff
-		w(a.Ecosystem, a.Package, a.PURL, a.CPE, fmt.Sprint(a.Vulnerable), string(a.Status), a.Justification, a.Impact)
+		w(a.Ecosystem, a.Package, a.Vendor, a.PURL, a.CPE, strconv.FormatBool(a.Vulnerable), string(a.Status), a.Justification, a.Impact)
 		w(a.Versions...)
 		for _, r := range a.Ranges {
-			w(r.Type, r.Introduced, fmt.Sprint(r.IntroducedExclusive), r.Fixed, r.LastAffected)
+			w(r.Type, r.Introduced, strconv.FormatBool(r.IntroducedExclusive), r.Fixed, r.LastAffected, r.Limit)
 		}
 		sums = append(sums, h.Sum64())
 	}
