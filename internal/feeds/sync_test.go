@@ -557,3 +557,34 @@ func TestSyncConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkSyncEPSS measures a whole sync of an EPSS-sized file (300,000
+// generated rows, gzip as published): read, decompress, parse, swap, prune.
+func BenchmarkSyncEPSS(b *testing.B) {
+	const rows = 300_000
+	var csv bytes.Buffer
+	csv.WriteString("#model_version:v2025.03.14,score_date:2025-08-25T00:00:00+0000\ncve,epss,percentile\n")
+	for i := range rows {
+		fmt.Fprintf(&csv, "CVE-%d-%05d,0.%05d,0.%05d\n", 1999+i/20000, i%20000, i%99991, i%99989)
+	}
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(csv.Bytes())
+	gw.Close()
+	for _, e := range storetest.Engines(b) {
+		b.Run(string(e), func(b *testing.B) {
+			db := storetest.Open(b, e, store.Options{})
+			svc := newService(db)
+			path := writeFile(b, b.TempDir(), "epss_scores-current.csv.gz", gz.Bytes())
+			f := localFeed("epss", feeds.EPSS, path)
+			b.ResetTimer()
+			for b.Loop() {
+				res, err := svc.Sync(context.Background(), tester, f, feeds.SyncOptions{Force: true})
+				if err != nil || res.EPSS != rows {
+					b.Fatalf("Sync = %+v, %v", res, err)
+				}
+			}
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
