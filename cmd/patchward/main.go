@@ -91,6 +91,7 @@ var subcommands = []func(*globals) *cobra.Command{
 	newUserCmd,
 	newAssetCmd,
 	newAuditCmd,
+	newScanCmd,
 }
 
 func newVersionCmd() *cobra.Command {

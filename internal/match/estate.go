@@ -111,7 +111,7 @@ func (b *EstateBuilder) Add(assetID string, p Package) {
 	pk := pkgKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.PURL}
 	i, ok := b.pkgs[pk]
 	if !ok {
-		name, version := p.matchName()
+		name, _ := p.matchName()
 		bin := ""
 		if name != p.Name {
 			bin = p.Name
@@ -119,7 +119,7 @@ func (b *EstateBuilder) Add(assetID string, p Package) {
 			bin = p.Name
 		}
 		i = int32(len(b.e.pkgs))
-		b.e.pkgs = append(b.e.pkgs, estatePkg{tuple: b.tuple(tupleKey{p.Ecosystem, name, version, p.PURL}), binary: bin})
+		b.e.pkgs = append(b.e.pkgs, estatePkg{tuple: b.tuple(p.tupleKey()), binary: bin})
 		b.pkgs[pk] = i
 	}
 	h.pkgs = append(h.pkgs, i)
@@ -200,12 +200,12 @@ func (ix *Index) MatchHost(h HostInventory) []Match {
 		}
 	}
 	for _, p := range h.Packages {
-		name, version := p.matchName()
+		name, _ := p.matchName()
 		bin := ""
 		if name != p.Name || p.SourceName != "" {
 			bin = p.Name
 		}
-		add(tupleKey{p.Ecosystem, name, version, p.PURL}, bin)
+		add(p.tupleKey(), bin)
 	}
 	for _, c := range h.CPEs {
 		if c != "" {

@@ -161,6 +161,17 @@ var sourceFamilies = map[string]bool{"debian": true, "ubuntu": true, "alpine": t
 
 // matchName returns the name and version a package is matched under: the
 // source package in Debian-like ecosystems when the inventory knows it.
+// tupleKey is the package's matching tuple. When it is matched by its
+// source package the binary's PURL is left out, so every binary built from
+// one source shares one tuple (and one finding lists them all).
+func (p Package) tupleKey() tupleKey {
+	name, version := p.matchName()
+	if name != p.Name || version != p.Version {
+		return tupleKey{p.Ecosystem, name, version, ""}
+	}
+	return tupleKey{p.Ecosystem, name, version, p.PURL}
+}
+
 func (p Package) matchName() (name, version string) {
 	fam, _ := splitEcosystem(p.Ecosystem)
 	if sourceFamilies[fam] && p.SourceName != "" {
