@@ -52,7 +52,8 @@ type Package struct {
 // inventory has no source-package columns yet, so SourceName and
 // SourceVersion do not survive the conversion.
 func (p Package) Software() inventory.Software {
-	return inventory.Software{Name: p.Name, Version: p.Version, Ecosystem: p.Ecosystem, PURL: p.PURL}
+	return inventory.Software{Name: p.Name, Version: p.Version, Arch: p.Arch, Ecosystem: p.Ecosystem, PURL: p.PURL,
+		SourceName: p.SourceName, SourceVersion: p.SourceVersion}
 }
 
 // Software converts a list of packages for an asset.

@@ -214,8 +214,14 @@ type Asset struct {
 type Software struct {
 	Name      string `json:"name"`
 	Version   string `json:"version"`
+	Arch      string `json:"arch,omitempty"`
 	Ecosystem string `json:"ecosystem,omitempty"`
 	PURL      string `json:"purl,omitempty"`
+	// SourceName and SourceVersion name the source package a Debian,
+	// Ubuntu or Alpine binary was built from: their advisories name source
+	// packages, so matching needs them.
+	SourceName    string `json:"source_name,omitempty"`
+	SourceVersion string `json:"source_version,omitempty"`
 }
 
 // Site is a physical location: a clinic, a lab, a data centre.
@@ -301,6 +307,7 @@ func (a *Asset) Normalize() {
 	for i := range a.Software {
 		s := &a.Software[i]
 		s.Name, s.Version, s.Ecosystem, s.PURL = strings.TrimSpace(s.Name), strings.TrimSpace(s.Version), strings.TrimSpace(s.Ecosystem), strings.TrimSpace(s.PURL)
+		s.Arch, s.SourceName, s.SourceVersion = strings.TrimSpace(s.Arch), strings.TrimSpace(s.SourceName), strings.TrimSpace(s.SourceVersion)
 	}
 }
 
@@ -374,7 +381,8 @@ func (a *Asset) Validate() error {
 			v.Add("software", "entry %d needs a name and a version", i+1)
 			continue
 		}
-		if len(s.Name) > maxShort || len(s.Version) > maxShort || len(s.Ecosystem) > maxShort || len(s.PURL) > 2*maxShort {
+		if len(s.Name) > maxShort || len(s.Version) > maxShort || len(s.Ecosystem) > maxShort || len(s.PURL) > 2*maxShort ||
+			len(s.Arch) > maxShort || len(s.SourceName) > maxShort || len(s.SourceVersion) > maxShort {
 			v.Add("software", "entry %d has a field longer than allowed", i+1)
 			continue
 		}

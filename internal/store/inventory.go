@@ -241,7 +241,7 @@ func (r invReader) fillDetails(ctx context.Context, assets []inventory.Asset, so
 	if !software {
 		return nil
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT asset_id, name, version, ecosystem, purl FROM asset_software`+cond+` ORDER BY asset_id, ord`, args...)
+	rows, err := r.q.QueryContext(ctx, `SELECT asset_id, name, version, arch, ecosystem, purl, source_name, source_version FROM asset_software`+cond+` ORDER BY asset_id, ord`, args...)
 	if err != nil {
 		return fmt.Errorf("load software: %w", translate(err))
 	}
@@ -249,7 +249,7 @@ func (r invReader) fillDetails(ctx context.Context, assets []inventory.Asset, so
 	for rows.Next() {
 		var id string
 		var s inventory.Software
-		if err := rows.Scan(&id, &s.Name, &s.Version, &s.Ecosystem, &s.PURL); err != nil {
+		if err := rows.Scan(&id, &s.Name, &s.Version, &s.Arch, &s.Ecosystem, &s.PURL, &s.SourceName, &s.SourceVersion); err != nil {
 			return fmt.Errorf("scan software: %w", err)
 		}
 		if i, ok := idx[id]; ok {
@@ -332,23 +332,23 @@ func (t invTx) writeDetails(ctx context.Context, a *inventory.Asset) error {
 // insertSoftware writes software rows in multi-row batches: fleets report
 // thousands of packages per host.
 func (t invTx) insertSoftware(ctx context.Context, assetID string, sw []inventory.Software) error {
-	const per = 6
-	const batch = 150 // 900 parameters, under SQLite's default limit
+	const per = 9
+	const batch = 100 // 900 parameters, under SQLite's default limit
 	for start := 0; start < len(sw); start += batch {
 		end := min(start+batch, len(sw))
 		var (
 			sb   strings.Builder
 			args = make([]any, 0, (end-start)*per)
 		)
-		sb.WriteString(`INSERT INTO asset_software (asset_id, ord, name, version, ecosystem, purl) VALUES `)
+		sb.WriteString(`INSERT INTO asset_software (asset_id, ord, name, version, arch, ecosystem, purl, source_name, source_version) VALUES `)
 		for i := start; i < end; i++ {
 			if i > start {
 				sb.WriteByte(',')
 			}
 			n := len(args)
-			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
 			s := sw[i]
-			args = append(args, assetID, i, s.Name, s.Version, s.Ecosystem, s.PURL)
+			args = append(args, assetID, i, s.Name, s.Version, s.Arch, s.Ecosystem, s.PURL, s.SourceName, s.SourceVersion)
 		}
 		if _, err := t.tx.ExecContext(ctx, sb.String(), args...); err != nil {
 			return fmt.Errorf("store software: %w", translate(err))
