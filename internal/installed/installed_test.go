@@ -79,7 +79,7 @@ func TestParseDpkgStatusDebian12(t *testing.T) {
 		t.Errorf("adduser source = %q %q; want adduser %q", p.SourceName, p.SourceVersion, p.Version)
 	}
 	sw := m["libssl3"].Software()
-	if want := (inventory.Software{Name: "libssl3", Version: "3.0.19-1~deb12u2", Ecosystem: "Debian:12", PURL: m["libssl3"].PURL}); sw != want {
+	if want := (inventory.Software{Name: "libssl3", Version: "3.0.19-1~deb12u2", Arch: "amd64", Ecosystem: "Debian:12", PURL: m["libssl3"].PURL, SourceName: "openssl", SourceVersion: "3.0.19-1~deb12u2"}); sw != want {
 		t.Errorf("Software() = %+v; want %+v", sw, want)
 	}
 	// The PURLs must pass the inventory's own validation.
