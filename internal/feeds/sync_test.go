@@ -364,13 +364,15 @@ func TestSyncBrokenChangesNothing(t *testing.T) {
 		kind feeds.Kind
 		data []byte
 	}
-	for _, tc := range []struct {
+	type brokenCase struct {
 		name string
 		// good is synced first; bad must then fail with want in its message.
 		good, bad source
 		want      string
 		kind      errs.Kind
-	}{
+	}
+	var cases []brokenCase
+	for _, tc := range []brokenCase{
 		{"truncated KEV JSON", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, kevFull[:len(kevFull)/2]}, "kev.json:", errs.Invalid},
 		{"corrupted zip", source{"all.zip", feeds.OSV, zbuf.Bytes()[:0]}, source{"all.zip", feeds.OSV, append([]byte("PK\x03\x04"), zbuf.Bytes()[4:len(zbuf.Bytes())/2]...)}, "not a readable zip archive", errs.Invalid},
 		{"one bad record in a zip", source{"all.zip", feeds.OSV, nil}, source{"all.zip", feeds.OSV, zbuf.Bytes()}, "all.zip: BROKEN-1.json", errs.Invalid},
@@ -380,17 +382,23 @@ func TestSyncBrokenChangesNothing(t *testing.T) {
 		{"wrong kind", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, readTestdata(t, "osv/DSA-3029-1.json")}, "holds osv data, but feed", errs.Invalid},
 		{"empty file", source{"kev.json", feeds.KEV, kevFull}, source{"kev.json", feeds.KEV, nil}, "kev.json:", errs.Unsupported},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			storetest.Each(t, func(t *testing.T, db *store.DB) {
-				ctx := context.Background()
-				svc := newService(db)
+		cases = append(cases, tc)
+	}
+	// One database per engine for all cases, a feed per case: a failed
+	// sync must leave every feed as it was, not only its own.
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc := newService(db)
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
 				dir := t.TempDir()
+				name := fmt.Sprintf("feed-%d", i)
 				good := tc.good
-				if good.data == nil || len(good.data) == 0 {
+				if len(good.data) == 0 {
 					// Zip cases start from the good DSA record alone.
 					good = source{"DSA-3029-1.json", feeds.OSV, readTestdata(t, "osv/DSA-3029-1.json")}
 				}
-				f := localFeed("feed", tc.good.kind, writeFile(t, dir, good.name, good.data))
+				f := localFeed(name, tc.good.kind, writeFile(t, dir, good.name, good.data))
 				if _, err := svc.Sync(ctx, tester, f, feeds.SyncOptions{}); err != nil {
 					t.Fatalf("good Sync: %v", err)
 				}
@@ -404,16 +412,16 @@ func TestSyncBrokenChangesNothing(t *testing.T) {
 				if diff := cmp.Diff(before, snap(t, db.Feeds())); diff != "" {
 					t.Errorf("a failed sync changed what readers see (-before +after):\n%s", diff)
 				}
-				st, err := svc.State(ctx, "feed")
+				st, err := svc.State(ctx, name)
 				if err != nil || !strings.Contains(st.LastError, tc.want) || st.Version != 1 {
 					t.Errorf("State = version %d, last error %q, %v; want version 1 and the reason", st.Version, st.LastError, err)
 				}
-				if got := auditActions(t, db, "feed"); !cmp.Equal(got, []string{"feed.sync", "feed.sync_failed"}) {
+				if got := auditActions(t, db, name); !cmp.Equal(got, []string{"feed.sync", "feed.sync_failed"}) {
 					t.Errorf("audit = %v; want feed.sync, feed.sync_failed", got)
 				}
 			})
-		})
-	}
+		}
+	})
 }
 
 func TestSyncHTTPFailures(t *testing.T) {
