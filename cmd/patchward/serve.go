@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +21,9 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/demo"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
+	pwmatch "github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/server"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/web"
@@ -32,6 +36,8 @@ type serveFlags struct {
 	tlsCert     string
 	tlsKey      string
 	checkpoints time.Duration
+	feedCheck   time.Duration
+	feedsConfig string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -55,6 +61,8 @@ laboratory on an empty database and prints the demo admin's password once.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", envOr("PATCHWARD_TLS_CERT", ""), "TLS certificate file (serve HTTPS)")
 	fl.StringVar(&f.tlsKey, "tls-key", envOr("PATCHWARD_TLS_KEY", ""), "TLS private key file")
 	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
+	fl.DurationVar(&f.feedCheck, "feed-check-every", time.Minute, "how often to look for feed versions synced elsewhere and re-match")
+	feedsConfigFlag(cmd, &f.feedsConfig)
 	return cmd
 }
 
@@ -66,7 +74,11 @@ type app struct {
 	audit     *audit.Service
 	// checkpoints signs audit checkpoints in the background.
 	checkpoints *audit.Checkpointer
-	handler     http.Handler
+	findings    *pwmatch.Service
+	// watcher keeps findings in step with the feeds.
+	watcher *pwmatch.Watcher
+	feeds   *feeds.Service
+	handler http.Handler
 }
 
 func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
@@ -75,7 +87,11 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.accounts = auth.NewService(db.Auth(), auth.Options{})
 	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
-	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Log: log, Version: version}
+	a.findings = pwmatch.NewService(db.Findings(), nil)
+	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
+	a.feeds = feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
+	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
+		Advisories: db.Feeds(), Evaluator: a.findings, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
@@ -151,6 +167,17 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		_ = a.checkpoints.Run(bg, f.checkpoints)
 	}()
 	defer func() { stopBG(); <-bgDone }()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = a.watcher.Run(bg, f.feedCheck)
+	}()
+	defer func() { stopBG(); <-watchDone }()
+	if done, err := a.startFeeds(bg, cmd, f, log); err != nil {
+		return err
+	} else if done != nil {
+		defer func() { stopBG(); <-done }()
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -232,4 +259,54 @@ func (c csvImporter) ImportCSV(ctx context.Context, actor audit.Actor, r io.Read
 		res.Errors = append(res.Errors, web.ImportError{Line: e.Row, Column: e.Column, Message: e.Message})
 	}
 	return res, err
+}
+
+// feedFingerprint summarises the current feed versions; it changes whenever
+// any feed's current version does.
+func feedFingerprint(r feeds.Reader) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		st, err := r.FeedStatus(ctx)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, s := range st {
+			fmt.Fprintf(&b, "%s=%d;", s.Feed, s.VersionID)
+		}
+		return b.String(), nil
+	}
+}
+
+// startFeeds runs the configured feeds on their schedules; a sync that
+// stores a new version kicks the findings watcher at once.
+func (a *app) startFeeds(ctx context.Context, cmd *cobra.Command, f *serveFlags, log *slog.Logger) (<-chan struct{}, error) {
+	_, fromEnv := os.LookupEnv(envFeedsConfig)
+	cfg, err := feeds.LoadConfig(f.feedsConfig, fromEnv || cmd.Flags().Changed("config"))
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Feeds) == 0 {
+		log.Info("no vulnerability feeds configured; import files with `patchward feeds sync --from`")
+		return nil, nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = feeds.NewScheduler(kickingSyncer{a.feeds, a.watcher}, cfg.Feeds, nil, log).Run(ctx)
+	}()
+	return done, nil
+}
+
+// kickingSyncer tells the findings watcher about every new feed version.
+type kickingSyncer struct {
+	*feeds.Service
+	w *pwmatch.Watcher
+}
+
+func (k kickingSyncer) Sync(ctx context.Context, actor audit.Actor, f feeds.Feed, opt feeds.SyncOptions) (feeds.Result, error) {
+	r, err := k.Service.Sync(ctx, actor, f, opt)
+	if err == nil && r.Outcome == feeds.Updated {
+		k.w.Kick()
+	}
+	return r, err
 }

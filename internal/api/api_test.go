@@ -19,6 +19,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
@@ -33,6 +34,7 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, store.Options{})
 	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap})
+	findings := match.NewService(db.Findings(), nil)
 	skey, err := audit.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +44,9 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 		t.Fatal(err)
 	}
 	a = &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts,
-		Audit: audit.NewService(db.Audit(), signer.Verifier(), nil),
-		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+		Audit:    audit.NewService(db.Audit(), signer.Verifier(), nil),
+		Findings: findings, Advisories: db.Feeds(), Evaluator: findings,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 )
 
 // API holds the services the JSON API exposes.
@@ -14,8 +17,19 @@ type API struct {
 	Inventory *inventory.Service
 	Accounts  *auth.Service
 	Audit     *audit.Service
-	Log       *slog.Logger
-	Version   string
+	// Findings, Advisories and Evaluator serve vulnerability intelligence;
+	// without them those routes are not offered.
+	Findings   FindingsReader
+	Advisories feeds.Reader
+	Evaluator  HostEvaluator
+	Log        *slog.Logger
+	Version    string
+}
+
+// FindingsReader lists findings; *match.Service implements it.
+type FindingsReader interface {
+	Findings(ctx context.Context, f match.FindingFilter) (match.FindingPage, error)
+	Finding(ctx context.Context, id string) (match.Finding, error)
 }
 
 // Routes returns every API route.
@@ -27,6 +41,7 @@ func (a *API) Routes() []Route {
 		a.siteRoutes(),
 		a.accountRoutes(),
 		a.auditRoutes(),
+		a.vulnRoutes(),
 	} {
 		rs = append(rs, group...)
 	}
