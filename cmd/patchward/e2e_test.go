@@ -42,12 +42,18 @@ var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
 // returns its base URL and printed output; the server stops with the test.
 func startServer(t *testing.T, dsn, keyPath string) (base string, out *syncBuffer) {
 	t.Helper()
+	return startServerArgs(t, dsn, keyPath)
+}
+
+// startServerArgs is startServer with extra serve flags.
+func startServerArgs(t *testing.T, dsn, keyPath string, extra ...string) (base string, out *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
 	root := newRoot()
 	root.SetOut(out)
 	root.SetErr(out)
-	root.SetArgs([]string{"--db", dsn, "--audit-key", keyPath, "--log-level", "error", "serve", "--demo", "--addr", "127.0.0.1:0"})
+	root.SetArgs(append([]string{"--db", dsn, "--audit-key", keyPath, "--log-level", "error", "serve", "--demo", "--addr", "127.0.0.1:0"}, extra...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {

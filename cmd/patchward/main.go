@@ -92,6 +92,7 @@ var subcommands = []func(*globals) *cobra.Command{
 	newAssetCmd,
 	newAuditCmd,
 	newScanCmd,
+	newFeedsCmd,
 }
 
 func newVersionCmd() *cobra.Command {
