@@ -15,9 +15,13 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
+	"github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
+
+// The matching engine reads advisories, KEV and EPSS through the feed store.
+var _ match.AdvisorySource = (*store.DB)(nil).Feeds()
 
 // feedRecord builds a stored record the way the sync service does.
 func feedRecord(t testing.TB, a advisory.Advisory) feeds.Record {
