@@ -20,8 +20,9 @@ import (
 	"github.com/patchward/patchward/internal/store/storetest"
 )
 
-// The matching engine reads advisories, KEV and EPSS through the feed store.
-var _ match.AdvisorySource = (*store.DB)(nil).Feeds()
+// The matching engine reads advisories, KEV and EPSS through the feed store
+// (DB.Feeds returns a feeds.Store).
+var _ match.AdvisorySource = feeds.Store(nil)
 
 // feedRecord builds a stored record the way the sync service does.
 func feedRecord(t testing.TB, a advisory.Advisory) feeds.Record {
