@@ -1,8 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"

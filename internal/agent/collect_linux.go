@@ -4,8 +4,8 @@ package agent
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +19,9 @@ import (
 // rebootRequiredFiles are written by Debian/Ubuntu packages (kernel, libc)
 // whose update needs a restart.
 var rebootRequiredFiles = []string{"/run/reboot-required", "/var/run/reboot-required"}
+
+// minPendingSpacing is the least time between two pending-update queries.
+const minPendingSpacing = time.Minute
 
 // RebootRequired reports whether the OS asked for a reboot.
 func RebootRequired() bool {
@@ -90,7 +93,11 @@ func (c *HostCollector) Collect(ctx context.Context) (Inventory, error) {
 	inv.Warnings = append(inv.Warnings, c.pkgWarn...)
 	if c.dpkg() {
 		now := c.Now()
-		if c.pending == nil || key != c.pendingKey || now.Sub(c.pendingAt) >= c.Cfg.PendingInterval.Duration {
+		// The simulation costs apt a second or more of CPU: rerun it when
+		// the package database changed, but not more than once a minute
+		// (a busy dpkg changes its status file many times per install).
+		age := now.Sub(c.pendingAt)
+		if c.pending == nil || (key != c.pendingKey && age >= minPendingSpacing) || age >= c.Cfg.PendingInterval.Duration {
 			p, err := c.aptPending(ctx)
 			if err != nil {
 				inv.Warnings = append(inv.Warnings, "pending updates: "+err.Error())

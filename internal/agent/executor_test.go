@@ -20,9 +20,11 @@ type fakePM struct {
 	lockHeld  bool
 }
 
-func (f *fakePM) Name() string                               { return "fake" }
-func (f *fakePM) Supported() error                           { return nil }
-func (f *fakePM) ValidatePackage(name, version string) error { return (&Apt{}).ValidatePackage(name, version) }
+func (f *fakePM) Name() string     { return "fake" }
+func (f *fakePM) Supported() error { return nil }
+func (f *fakePM) ValidatePackage(name, version string) error {
+	return (&Apt{}).ValidatePackage(name, version)
+}
 func (f *fakePM) Installed(_ context.Context, names []string) (map[string]string, agentapi.Step, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -195,9 +197,11 @@ func TestExecuteUnsupportedManagerRefuses(t *testing.T) {
 
 func TestExecutePreCheckFailureChangesNothing(t *testing.T) {
 	for name, setup := range map[string]func(*execFixture, *agentapi.Job){
-		"lock held":    func(f *execFixture, _ *agentapi.Job) { f.pm.lockHeld = true },
-		"backup fails": func(_ *execFixture, j *agentapi.Job) { j.PreChecks = []agentapi.Check{{Kind: "backup_hook", Arg: "broken-snapshot"}} },
-		"disk full":    func(f *execFixture, _ *agentapi.Job) { f.e.FreeMiB = func(string) (int64, error) { return 10, nil } },
+		"lock held": func(f *execFixture, _ *agentapi.Job) { f.pm.lockHeld = true },
+		"backup fails": func(_ *execFixture, j *agentapi.Job) {
+			j.PreChecks = []agentapi.Check{{Kind: "backup_hook", Arg: "broken-snapshot"}}
+		},
+		"disk full": func(f *execFixture, _ *agentapi.Job) { f.e.FreeMiB = func(string) (int64, error) { return 10, nil } },
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newExec(t, insideNY)

@@ -59,13 +59,13 @@ var (
 // ParseSoftwareUpdateList reads `softwareupdate -l` in both its current
 // form (macOS 10.15 and later)
 //
-//	* Label: macOS Sonoma 14.4.1-23E224
-//		Title: macOS Sonoma 14.4.1, Version: 14.4.1, Size: 1189734K, Recommended: YES, Action: restart,
+//   - Label: macOS Sonoma 14.4.1-23E224
+//     Title: macOS Sonoma 14.4.1, Version: 14.4.1, Size: 1189734K, Recommended: YES, Action: restart,
 //
 // and the older one
 //
-//	   * Security Update 2019-001-10.13.6
-//		Security Update 2019-001 (10.13.6), 1934558K [recommended] [restart]
+//   - Security Update 2019-001-10.13.6
+//     Security Update 2019-001 (10.13.6), 1934558K [recommended] [restart]
 //
 // Apple marks no update as "security" in this output; security content is
 // announced per release, so Security stays false here.
