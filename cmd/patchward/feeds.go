@@ -15,7 +15,6 @@ import (
 
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
-	"github.com/patchward/patchward/internal/store"
 )
 
 // envFeedsConfig names the feed configuration file when --config is not
@@ -300,28 +299,4 @@ func printFeedStatus(w io.Writer, st []feeds.Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.Feed, s.Kind, s.Version, records, when(s.LastSuccessAt), when(s.LastAttemptAt), state)
 	}
 	return tw.Flush()
-}
-
-// startFeedScheduler loads the feed configuration and syncs the configured
-// feeds on their intervals until ctx ends; the returned channel closes once
-// the scheduler has stopped. path is required to exist when required is
-// true (it was named explicitly).
-func startFeedScheduler(ctx context.Context, db *store.DB, path string, required bool, log *slog.Logger) (<-chan struct{}, error) {
-	if _, fromEnv := os.LookupEnv(envFeedsConfig); fromEnv {
-		required = true
-	}
-	cfg, err := feeds.LoadConfig(path, required)
-	if err != nil {
-		return nil, err
-	}
-	if len(cfg.Feeds) == 0 {
-		log.Info("no vulnerability feeds configured; import by hand with `patchward feeds sync --from`")
-	}
-	svc := feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = feeds.NewScheduler(svc, cfg.Feeds, nil, log).Run(ctx)
-	}()
-	return done, nil
 }

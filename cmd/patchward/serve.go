@@ -62,7 +62,8 @@ laboratory on an empty database and prints the demo admin's password once.`,
 	fl.StringVar(&f.tlsKey, "tls-key", envOr("PATCHWARD_TLS_KEY", ""), "TLS private key file")
 	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
 	fl.DurationVar(&f.feedCheck, "feed-check-every", time.Minute, "how often to look for feed versions synced elsewhere and re-match")
-	feedsConfigFlag(cmd, &f.feedsConfig)
+	fl.StringVar(&f.feedsConfig, "feeds", envOr(envFeedsConfig, "feeds.yaml"),
+		"vulnerability feed configuration (env "+envFeedsConfig+"); none configured if the file is absent; see docs/feeds.example.yaml")
 	return cmd
 }
 
@@ -146,6 +147,11 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 			return err
 		}
 	}
+	_, fromEnv := os.LookupEnv(envFeedsConfig)
+	feedCfg, err := feeds.LoadConfig(f.feedsConfig, fromEnv || cmd.Flags().Changed("feeds"))
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.addr, err)
@@ -173,9 +179,7 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		_ = a.watcher.Run(bg, f.feedCheck)
 	}()
 	defer func() { stopBG(); <-watchDone }()
-	if done, err := a.startFeeds(bg, cmd, f, log); err != nil {
-		return err
-	} else if done != nil {
+	if done := a.startFeeds(bg, feedCfg, log); done != nil {
 		defer func() { stopBG(); <-done }()
 	}
 
@@ -278,23 +282,19 @@ func feedFingerprint(r feeds.Reader) func(ctx context.Context) (string, error) {
 }
 
 // startFeeds runs the configured feeds on their schedules; a sync that
-// stores a new version kicks the findings watcher at once.
-func (a *app) startFeeds(ctx context.Context, cmd *cobra.Command, f *serveFlags, log *slog.Logger) (<-chan struct{}, error) {
-	_, fromEnv := os.LookupEnv(envFeedsConfig)
-	cfg, err := feeds.LoadConfig(f.feedsConfig, fromEnv || cmd.Flags().Changed("config"))
-	if err != nil {
-		return nil, err
-	}
+// stores a new version kicks the findings watcher at once. It returns nil
+// when no feed is configured.
+func (a *app) startFeeds(ctx context.Context, cfg feeds.Config, log *slog.Logger) <-chan struct{} {
 	if len(cfg.Feeds) == 0 {
 		log.Info("no vulnerability feeds configured; import files with `patchward feeds sync --from`")
-		return nil, nil
+		return nil
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = feeds.NewScheduler(kickingSyncer{a.feeds, a.watcher}, cfg.Feeds, nil, log).Run(ctx)
 	}()
-	return done, nil
+	return done
 }
 
 // kickingSyncer tells the findings watcher about every new feed version.
