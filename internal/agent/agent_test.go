@@ -214,3 +214,25 @@ func TestClientSignatureCoversBody(t *testing.T) {
 		t.Errorf("server refusals = %q; want two bad signatures", got)
 	}
 }
+
+// TestIdenticalRequestsGetDistinctSignatures: the server refuses a
+// signature it has already seen, so two identical requests within one
+// second must still be signed differently.
+func TestIdenticalRequestsGetDistinctSignatures(t *testing.T) {
+	var sigs []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sigs = append(sigs, r.Header.Get(agentapi.HeaderSignature))
+		w.Write([]byte(`{"jobs":[]}`))
+	})
+	_, key, _ := ed25519.GenerateKey(nil)
+	fixed := time.Unix(1_800_000_000, 0)
+	c, _ := agent.NewClient("http://patchward.test", "agent-1", key, &http.Client{Transport: handlerTransport{h}}, func() time.Time { return fixed })
+	for range 3 {
+		if _, err := c.Jobs(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sigs[0] == sigs[1] || sigs[1] == sigs[2] || sigs[0] == sigs[2] {
+		t.Fatalf("identical requests in one second were signed identically: %q", sigs)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchward/patchward/internal/agentapi"
@@ -32,6 +33,9 @@ type Client struct {
 	key     ed25519.PrivateKey
 	http    *http.Client
 	now     func() time.Time
+
+	mu     sync.Mutex
+	lastTS int64 // unix seconds of the last signed request
 }
 
 // NewClient returns a client for the server at base. key and agentID may be
@@ -136,7 +140,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, sign 
 		}
 		// The signature covers the path exactly as the server's router sees
 		// it (r.URL.Path), including any base prefix.
-		agentapi.Sign(req, c.agentID, c.key, body, c.now())
+		agentapi.Sign(req, c.agentID, c.key, body, c.timestamp())
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -167,6 +171,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, sign 
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// timestamp returns the signing time: now, but always at least a second
+// after the previous request's. The server refuses a signature it has seen
+// as a replay, and timestamps have one-second resolution, so two identical
+// requests in one second (a heartbeat right after a job was refused, say)
+// would otherwise carry identical signatures. The drift ahead of the clock
+// is bounded by the request rate, far inside agentapi.MaxClockSkew.
+func (c *Client) timestamp() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.now().Unix()
+	if ts <= c.lastTS {
+		ts = c.lastTS + 1
+	}
+	c.lastTS = ts
+	return time.Unix(ts, 0)
 }
 
 // errorMessage extracts {"error": "..."} when the server sent JSON, else
