@@ -163,6 +163,9 @@ type assetDetailView struct {
 	CanAudit  bool
 	Updated   bool
 	AuditLink string
+	// Findings is the Vulnerabilities section; nil when the UI has no
+	// findings service.
+	Findings *assetFindingsView
 }
 
 func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -198,6 +201,11 @@ func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal
 		}
 		for _, id := range a.Groups {
 			v.Groups = append(v.Groups, orDefault(names[id], id))
+		}
+	}
+	if ui.cfg.Findings != nil {
+		if v.Findings, err = ui.assetFindings(ctx, assetRef{ID: a.ID, Name: a.Name}); err != nil {
+			return err
 		}
 	}
 	ui.render(w, r, http.StatusOK, "asset", a.Name, v)

@@ -18,11 +18,14 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 )
 
 // fakeAccounts has one user per role (username = role, password =
@@ -268,20 +271,40 @@ func (f *fakeAudit) Entries(_ context.Context, q AuditQuery) ([]audit.Entry, int
 
 // env is one UI under test with its fakes, behind authn.Middleware.
 type env struct {
-	t        *testing.T
-	accounts *fakeAccounts
-	inv      *fakeInventory
-	imp      *fakeImporter
-	audit    *fakeAudit
-	logs     *bytes.Buffer
-	h        http.Handler
+	t          *testing.T
+	accounts   *fakeAccounts
+	inv        *fakeInventory
+	imp        *fakeImporter
+	audit      *fakeAudit
+	findings   *fakeFindings   // nil unless newVulnEnv
+	advisories *fakeAdvisories // nil unless newVulnEnv
+	logs       *bytes.Buffer
+	h          http.Handler
 }
 
+// newEnv is the UI without the vulnerability services, as deployments
+// wired before they existed still run it.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, false)
+}
+
+// newVulnEnv is the UI with fake findings and advisory services too.
+func newVulnEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, true)
+}
+
+func newEnvWith(t *testing.T, vulns bool) *env {
+	t.Helper()
 	e := &env{t: t, accounts: newFakeAccounts(), inv: newFakeInventory(), imp: &fakeImporter{}, audit: &fakeAudit{}, logs: &bytes.Buffer{}}
-	ui, err := New(Config{Accounts: e.accounts, Inventory: e.inv, Importer: e.imp, Audit: e.audit,
-		Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	cfg := Config{Accounts: e.accounts, Inventory: e.inv, Importer: e.imp, Audit: e.audit,
+		Log: slog.New(slog.NewTextHandler(e.logs, nil))}
+	if vulns {
+		e.findings, e.advisories = newFakeFindings(), newFakeAdvisories()
+		cfg.Findings, cfg.Advisories = e.findings, e.advisories
+	}
+	ui, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -368,4 +391,190 @@ func formValues(form *goquery.Selection) url.Values {
 		v.Add(name, s.Text())
 	})
 	return v
+}
+
+// fakeFindings keeps findings in memory and filters them the way the
+// store does; it records every filter exactly as the UI passed it.
+type fakeFindings struct {
+	mu       sync.Mutex
+	findings []match.Finding
+	filters  []match.FindingFilter
+	gets     []string
+}
+
+func newFakeFindings() *fakeFindings {
+	day := func(d int) time.Time { return time.Date(2026, 3, d, 8, 0, 0, 0, time.UTC) }
+	fixedAt, reopenedAt := day(10), day(12)
+	return &fakeFindings{findings: []match.Finding{
+		{ID: "f-xz", AssetID: "a-chem", Ecosystem: "Debian:12", Package: "xz-utils", Version: "5.4.1-0.2",
+			Binaries: []string{"liblzma5", "xz-utils"}, VulnID: "CVE-2024-3094", AdvisoryIDs: []string{"DSA-5649-1"},
+			FixedVersion: "5.4.1-1", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day(1), LastSeen: day(20),
+			KEV: true, EPSS: 0.86},
+		{ID: "f-ssl", AssetID: "a-chem", Ecosystem: "generic", Package: "openssl", Version: "1.1.1k",
+			VulnID: "CVE-2023-0286", Source: match.SourceNVDCPE, State: match.StateOpen, FirstSeen: day(2), LastSeen: day(20),
+			EPSS: 0.0042},
+		{ID: "f-vpn", AssetID: "a-vpn", Ecosystem: "CSAF", Package: "Acme VPN Gateway", Version: "3.2",
+			VulnID: "CVE-2024-1111", Source: match.SourceCSAF, State: match.StateNotAffected, FirstSeen: day(3), LastSeen: day(20),
+			VEX: &match.VEX{Status: advisory.StatusKnownNotAffected, Justification: "vulnerable_code_not_in_execute_path",
+				Impact: "The affected module is not loaded on the gateway.", Document: "ACME-2024-007 (Acme Corp)"}},
+		{ID: "f-heme", AssetID: "a-heme", Ecosystem: "generic", Package: "openssl", Version: "3.0.13",
+			VulnID: "CVE-2022-1111", Source: match.SourceNVDCPE, State: match.StateFixed, FirstSeen: day(4), LastSeen: day(9),
+			FixedAt: &fixedAt, ReopenedAt: &reopenedAt, ReopenCount: 1},
+		// An asset deleted since: its findings stay on record.
+		{ID: "f-gone", AssetID: "a-deleted", Ecosystem: "Debian:12", Package: "curl", Version: "7.88.1-10",
+			VulnID: "CVE-2023-38545", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day(5), LastSeen: day(6)},
+	}}
+}
+
+func (f *fakeFindings) Findings(_ context.Context, flt match.FindingFilter) (match.FindingPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.filters = append(f.filters, flt)
+	flt.Normalize()
+	var all []match.Finding
+	for _, x := range f.findings {
+		if (flt.AssetID != "" && x.AssetID != flt.AssetID) || (flt.State != "" && x.State != flt.State) ||
+			(flt.KEV != nil && x.KEV != *flt.KEV) || (flt.Package != "" && x.Package != flt.Package) ||
+			(flt.VulnID != "" && x.VulnID != flt.VulnID && !slices.Contains(x.AdvisoryIDs, flt.VulnID)) {
+			continue
+		}
+		all = append(all, x)
+	}
+	p := match.FindingPage{Total: len(all), Limit: flt.Limit, Offset: flt.Offset}
+	if flt.Offset < len(all) {
+		p.Findings = all[flt.Offset:min(len(all), flt.Offset+flt.Limit)]
+	}
+	return p, nil
+}
+
+func (f *fakeFindings) Finding(_ context.Context, id string) (match.Finding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets = append(f.gets, id)
+	for _, x := range f.findings {
+		if x.ID == id {
+			return x, nil
+		}
+	}
+	return match.Finding{}, errs.E(errs.NotFound, "no finding %q", id)
+}
+
+// calls counts every call, for tests that must see none.
+func (f *fakeFindings) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.filters) + len(f.gets)
+}
+
+// fakeAdvisories serves canned advisories and feed statuses.
+type fakeAdvisories struct {
+	mu         sync.Mutex
+	advisories []feeds.Hit
+	status     []feeds.Status
+	queries    []feeds.Query
+	gets       []string
+}
+
+func newFakeAdvisories() *fakeAdvisories {
+	published := time.Date(2024, 3, 29, 17, 15, 0, 0, time.UTC)
+	modified := time.Date(2025, 1, 9, 10, 0, 0, 0, time.UTC)
+	xz := advisory.Advisory{ID: "CVE-2024-3094", Source: "osv", Aliases: []string{"DSA-5649-1"},
+		Summary: "Malicious code in xz-utils release tarballs", Published: published, Modified: modified,
+		Severity: []advisory.Severity{
+			{Type: advisory.CVSSv3, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", Score: 10, Rating: "CRITICAL", Source: "nvd@nist.gov"},
+		},
+		CWEs: []string{"CWE-506"},
+		References: []string{
+			"https://www.openwall.com/lists/oss-security/2024/03/29/4",
+			"javascript:alert(document.cookie)",
+			"JavaScript:alert(1)",
+			"data:text/html,<script>alert(1)</script>",
+			"//evil.example/relative",
+		},
+		Affected: []advisory.Affected{{Ecosystem: "Debian:12", Package: "xz-utils", Vulnerable: true,
+			Ranges: []advisory.Range{{Type: "ECOSYSTEM", Introduced: "0", Fixed: "5.4.1-1"}}}},
+	}
+	vpn := advisory.Advisory{ID: "CVE-2024-1111", Source: "csaf", Summary: "Acme VPN Gateway web interface command injection",
+		Published: published, Modified: modified,
+		Document: &advisory.Document{Title: "Acme VPN Gateway advisory", Tracking: "ACME-2024-007", Publisher: "Acme Corp", Version: "2"},
+		Severity: []advisory.Severity{{Type: advisory.CVSSv4, Vector: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", Score: 9.3, Rating: "CRITICAL"}},
+		Affected: []advisory.Affected{
+			{Ecosystem: "CSAF", Vendor: "Acme", ProductName: "Acme VPN Gateway 3.1", Vulnerable: true, Status: advisory.StatusKnownAffected,
+				Ranges: []advisory.Range{{Type: "CSAF", Introduced: "3.0", LastAffected: "3.1.4"}},
+				Remediations: []advisory.Remediation{
+					{Category: "vendor_fix", Details: "Update to firmware 3.1.5", URL: "https://acme.example/fw/3.1.5"},
+					{Category: "mitigation", Details: "Disable the web interface", URL: "javascript:alert(2)"},
+				}},
+			{Ecosystem: "CSAF", Vendor: "Acme", ProductName: "Acme VPN Gateway 3.1.5", Status: advisory.StatusFixed, Versions: []string{"3.1.5"}},
+			{Ecosystem: "CSAF", Vendor: "Acme", ProductName: "Acme VPN Gateway 3.2", Status: advisory.StatusKnownNotAffected,
+				Justification: "vulnerable_code_not_in_execute_path", Impact: "The affected module is not loaded."},
+		},
+	}
+	nvd := advisory.Advisory{ID: "CVE-2023-0286", Source: "nvd", Details: "There is a type confusion vulnerability relating to X.400 address processing.",
+		Published: published, Modified: modified}
+	at := time.Date(2026, 4, 2, 3, 0, 0, 0, time.UTC)
+	earlier := at.Add(-24 * time.Hour)
+	return &fakeAdvisories{
+		advisories: []feeds.Hit{{Feed: "nvd", Advisory: nvd}, {Feed: "acme-csaf", Advisory: vpn}, {Feed: "osv-debian", Advisory: xz}},
+		status: []feeds.Status{
+			{Feed: "epss", Kind: feeds.EPSS, Source: "https://epss.example/epss_scores-current.csv.gz", Version: 12,
+				FetchedAt: &at, LastAttemptAt: &at, LastSuccessAt: &at, EPSS: 281234,
+				Meta: feeds.Meta{EPSSModelVersion: "v2025.03.14", EPSSScoreDate: &at}},
+			{Feed: "kev", Kind: feeds.KEV, Source: "https://kev.example/known_exploited_vulnerabilities.json", Version: 3,
+				FetchedAt: &earlier, LastAttemptAt: &at, LastSuccessAt: &earlier, KEV: 1484,
+				LastError: "fetch kev: server answered 503 Service Unavailable", Meta: feeds.Meta{KEVCatalogVersion: "2026.04.01"}},
+			{Feed: "nvd", Kind: feeds.NVD, Source: "https://user:hunter2@nvd.example/rest/json/cves/2.0?apiKey=s3cret", Version: 0,
+				LastAttemptAt: &at, LastError: "fetch nvd: timeout"},
+		},
+	}
+}
+
+func (f *fakeAdvisories) Advisory(_ context.Context, id string) (advisory.Advisory, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets = append(f.gets, id)
+	for _, h := range f.advisories {
+		if strings.EqualFold(h.Advisory.ID, id) {
+			return h.Advisory, nil
+		}
+	}
+	for _, h := range f.advisories {
+		for _, a := range h.Advisory.Aliases {
+			if strings.EqualFold(a, id) {
+				return h.Advisory, nil
+			}
+		}
+	}
+	return advisory.Advisory{}, errs.E(errs.NotFound, "no advisory %q", id)
+}
+
+func (f *fakeAdvisories) SearchAdvisories(_ context.Context, q feeds.Query, limit, offset int) (feeds.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	prefix := strings.ToUpper(q.ID)
+	var hits []feeds.Hit
+	for _, h := range f.advisories {
+		a := h.Advisory
+		idOK := prefix == "" || slices.ContainsFunc(append([]string{a.ID}, a.Aliases...), func(s string) bool {
+			return strings.HasPrefix(strings.ToUpper(s), prefix)
+		})
+		pkgOK := q.Package == "" || slices.ContainsFunc(a.Affected, func(af advisory.Affected) bool { return af.Package == q.Package })
+		if idOK && pkgOK {
+			hits = append(hits, h)
+		}
+	}
+	p := feeds.Page{Total: len(hits), Limit: limit, Offset: offset}
+	if offset < len(hits) {
+		p.Hits = hits[offset:min(len(hits), offset+limit)]
+	}
+	return p, nil
+}
+
+func (f *fakeAdvisories) FeedStatus(context.Context) ([]feeds.Status, error) { return f.status, nil }
+
+func (f *fakeAdvisories) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.queries) + len(f.gets)
 }

@@ -45,6 +45,19 @@ func (ui *UI) routes() []route {
 		{"GET /assets/{id}/edit", auth.PermAssetWrite, ui.editAsset},
 		{"POST /assets/{id}/edit", auth.PermAssetWrite, ui.updateAsset},
 	}
+	if ui.cfg.Findings != nil {
+		rs = append(rs,
+			route{"GET /findings", auth.PermAssetRead, ui.listFindings},
+			route{"GET /findings/{id}", auth.PermAssetRead, ui.showFinding})
+	}
+	if ui.cfg.Advisories != nil {
+		// Feed status is read-only operational data the findings depend
+		// on, so whoever may read findings may see whether they are current.
+		rs = append(rs,
+			route{"GET /advisories", auth.PermAssetRead, ui.listAdvisories},
+			route{"GET /advisories/{id}", auth.PermAssetRead, ui.showAdvisory},
+			route{"GET /feeds", auth.PermAssetRead, ui.feedsPage})
+	}
 	if ui.cfg.Importer != nil {
 		rs = append(rs,
 			route{"GET /import", auth.PermAssetImport, ui.importPage},
@@ -143,6 +156,9 @@ func (ui *UI) nav(r *http.Request, p auth.Principal) []navItem {
 		}
 	}
 	add("Assets", "/assets", auth.PermAssetRead, true)
+	add("Findings", "/findings", auth.PermAssetRead, ui.cfg.Findings != nil)
+	add("Advisories", "/advisories", auth.PermAssetRead, ui.cfg.Advisories != nil)
+	add("Feeds", "/feeds", auth.PermAssetRead, ui.cfg.Advisories != nil)
 	add("Import", "/import", auth.PermAssetImport, ui.cfg.Importer != nil)
 	add("Audit log", "/audit", auth.PermAuditRead, ui.cfg.Audit != nil)
 	return items
@@ -205,16 +221,51 @@ func parsePages(st *staticFiles) (map[string]*template.Template, error) {
 
 func funcs(st *staticFiles) template.FuncMap {
 	return template.FuncMap{
-		"static": st.url,
-		"label":  label,
-		"date": func(t *time.Time) string {
-			if t == nil {
-				return ""
-			}
-			return t.UTC().Format("2006-01-02")
-		},
-		"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-		"join":     strings.Join,
+		"static":      st.url,
+		"label":       label,
+		"date":        func(v any) string { return formatTime(v, "2006-01-02") },
+		"datetime":    func(v any) string { return formatTime(v, "2006-01-02 15:04:05 UTC") },
+		"join":        strings.Join,
+		"percent":     percent,
+		"advisoryURL": func(id string) string { return "/advisories/" + url.PathEscape(id) },
+		"findingURL":  func(id string) string { return "/findings/" + url.PathEscape(id) },
+		"assetURL":    func(id string) string { return "/assets/" + url.PathEscape(id) },
+	}
+}
+
+// formatTime formats a time.Time or *time.Time in UTC; nil and the zero
+// time give "", so an unknown date shows as blank rather than year 1.
+func formatTime(v any, layout string) string {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x != nil {
+			t = *x
+		}
+	}
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(layout)
+}
+
+// percent shows a probability (an EPSS score) as a percentage with the
+// precision its size deserves: "37%", "4.2%", "0.05%", "<0.01%". Zero is "–": EPSS
+// scores every published CVE, so zero means "no score", not "no chance".
+func percent(p float64) string {
+	switch v := p * 100; {
+	case p <= 0:
+		return "–"
+	case v >= 10:
+		return fmt.Sprintf("%.0f%%", v)
+	case v >= 1:
+		return fmt.Sprintf("%.1f%%", v)
+	case v < 0.01:
+		return "<0.01%"
+	default:
+		return fmt.Sprintf("%.2f%%", v)
 	}
 }
 
@@ -235,6 +286,13 @@ var labels = map[string]string{
 	"manual": "Manual", "purchase": "Purchase record", "discovery": "Discovery", "agent": "Agent", "demo": "Demo",
 	"admin": "Administrator", "approver": "Approver", "operator": "Operator", "auditor": "Auditor", "viewer": "Viewer",
 	"create": "Create", "update": "Update", "unchanged": "Unchanged", "error": "Error",
+	"open": "Open", "fixed": "Fixed", "not_affected": "Not affected",
+	"known_affected": "Known affected", "known_not_affected": "Known not affected",
+	"under_investigation": "Under investigation", "recommended": "Recommended",
+	"vendor_fix": "Vendor fix", "mitigation": "Mitigation", "workaround": "Workaround",
+	"none_available": "None available", "no_fix_planned": "No fix planned",
+	"osv": "OSV", "nvd": "NVD", "nvd-cpe": "NVD (CPE)", "csaf": "CSAF", "kev": "CISA KEV", "epss": "FIRST EPSS",
+	"CVSS_V2": "CVSS v2", "CVSS_V3": "CVSS v3", "CVSS_V4": "CVSS v4",
 }
 
 // label returns the display name of an enum value.

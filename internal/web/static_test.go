@@ -9,8 +9,11 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 )
 
 func TestStaticFilesHashedAndCached(t *testing.T) {
@@ -42,7 +45,7 @@ func TestStaticFilesHashedAndCached(t *testing.T) {
 // "default-src 'self'": no inline scripts, styles or event handlers, and
 // every form posts to this site. Pages are never cached.
 func TestPagesNeedNoInlineCode(t *testing.T) {
-	e := newEnv(t)
+	e := newVulnEnv(t)
 	e.audit.entries = auditEntries(3)
 	e.imp.result = ImportResult{Rows: []ImportRow{{Line: 2, Action: "create", Name: "PC"}}}
 	pages := map[string]func() []byte{
@@ -58,6 +61,14 @@ func TestPagesNeedNoInlineCode(t *testing.T) {
 		"audit":     func() []byte { return e.get("/audit", auth.RoleAdmin).Body.Bytes() },
 		"forbidden": func() []byte { return e.get("/audit", auth.RoleViewer).Body.Bytes() },
 		"not found": func() []byte { return e.get("/nowhere", auth.RoleViewer).Body.Bytes() },
+		"findings":  func() []byte { return e.get("/findings?state=all", auth.RoleViewer).Body.Bytes() },
+		"finding":   func() []byte { return e.get("/findings/f-vpn", auth.RoleViewer).Body.Bytes() },
+		"advisories": func() []byte {
+			return e.get("/advisories?q=CVE", auth.RoleViewer).Body.Bytes()
+		},
+		"advisory":      func() []byte { return e.get("/advisories/CVE-2024-3094", auth.RoleViewer).Body.Bytes() },
+		"csaf advisory": func() []byte { return e.get("/advisories/CVE-2024-1111", auth.RoleViewer).Body.Bytes() },
+		"feeds":         func() []byte { return e.get("/feeds", auth.RoleViewer).Body.Bytes() },
 	}
 	for name, get := range pages {
 		t.Run(name, func(t *testing.T) {
@@ -128,6 +139,16 @@ func TestEveryEnumHasLabel(t *testing.T) {
 	for _, v := range auth.Roles {
 		add(string(v))
 	}
+	for _, v := range match.States {
+		add(string(v))
+	}
+	for _, v := range feeds.Kinds {
+		add(string(v))
+	}
+	add(match.SourceOSV, match.SourceNVDCPE, match.SourceCSAF)
+	add(string(advisory.StatusKnownAffected), string(advisory.StatusKnownNotAffected), string(advisory.StatusFixed),
+		string(advisory.StatusUnderInvestigation), string(advisory.StatusRecommended))
+	add(advisory.CVSSv2, advisory.CVSSv3, advisory.CVSSv4)
 	for _, v := range vals {
 		if _, ok := labels[v]; !ok {
 			t.Errorf("no label for %q", v)

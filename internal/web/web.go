@@ -1,12 +1,14 @@
 // Package web is Patchward's server-rendered HTML UI: sign-in, the asset
-// inventory (list, detail, edit, create), CSV import with a preview, and the
-// audit log viewer. It needs no JavaScript and no front-end build step:
+// inventory (list, detail, edit, create), CSV import with a preview, the
+// audit log viewer, and vulnerability intelligence (findings across the
+// estate and per asset, advisory search and detail, feed status). It needs no JavaScript and no front-end build step:
 // templates and static files are embedded and parsed once at start-up, and
 // every page is rendered to a buffer before a byte is written, so a template
 // failure becomes a clean error page instead of half a table.
 //
 // The package declares the narrow interfaces it consumes (Accounts,
-// Inventory, Importer, AuditLog); main wires the real services in.
+// Inventory, Importer, AuditLog, FindingsReader, AdvisoryReader); main wires
+// the real services in.
 package web
 
 import (
@@ -18,9 +20,12 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 )
 
 // Accounts signs users in and out. The auth service implements it.
@@ -117,14 +122,46 @@ type AuditLog interface {
 	Entries(ctx context.Context, q AuditQuery) (entries []audit.Entry, total int, err error)
 }
 
+// FindingsReader lists findings and reads one with its lifecycle;
+// *match.Service implements it. The UI only reads: findings change when
+// inventories and feeds do, never by a click.
+type FindingsReader interface {
+	// Findings returns one page of findings matching f. A zero State
+	// means every state.
+	Findings(ctx context.Context, f match.FindingFilter) (match.FindingPage, error)
+	// Finding returns one finding; NotFound if there is none.
+	Finding(ctx context.Context, id string) (match.Finding, error)
+}
+
+// AdvisoryReader is the part of the feed store's read side the UI shows;
+// the store's feeds.Reader (and so feeds.Store) implements it. It leaves
+// out the bulk reads (CurrentAdvisories, KEV, EPSS) that only the matcher
+// needs.
+type AdvisoryReader interface {
+	// Advisory returns the advisory with this ID or, failing that, one that
+	// has it as an alias; NotFound if none.
+	Advisory(ctx context.Context, id string) (advisory.Advisory, error)
+	// SearchAdvisories pages through the advisories matching q.
+	SearchAdvisories(ctx context.Context, q feeds.Query, limit, offset int) (feeds.Page, error)
+	// FeedStatus lists every feed that was ever synced.
+	FeedStatus(ctx context.Context) ([]feeds.Status, error)
+}
+
 // Config is everything the UI needs. Accounts and Inventory are required;
-// without Importer or Audit the import page or audit viewer is not offered,
-// so the UI can ship before those services do.
+// without Importer, Audit, Findings or Advisories the pages that need them
+// (and their navigation links) are not offered, so the UI can ship before
+// those services do.
 type Config struct {
 	Accounts  Accounts
 	Inventory Inventory
 	Importer  Importer
 	Audit     AuditLog
+	// Findings enables /findings, /findings/{id} and the Vulnerabilities
+	// section of the asset page.
+	Findings FindingsReader
+	// Advisories enables /advisories, /advisories/{id} and /feeds, and
+	// links from findings to their advisories.
+	Advisories AdvisoryReader
 	// ImportKinds lists the CSV kinds offered on the import page; default
 	// DefaultImportKinds().
 	ImportKinds []ImportKind
@@ -194,3 +231,10 @@ func (ui *UI) Handler() http.Handler {
 	}))
 	return mux
 }
+
+// Compile-time checks that the real services fit the interfaces, so a
+// change of signature breaks the build here rather than main's wiring.
+var (
+	_ FindingsReader = (*match.Service)(nil)
+	_ AdvisoryReader = feeds.Reader(nil)
+)
