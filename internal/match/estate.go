@@ -111,15 +111,8 @@ func (b *EstateBuilder) Add(assetID string, p Package) {
 	pk := pkgKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.PURL}
 	i, ok := b.pkgs[pk]
 	if !ok {
-		name, _ := p.matchName()
-		bin := ""
-		if name != p.Name {
-			bin = p.Name
-		} else if p.SourceName != "" {
-			bin = p.Name
-		}
 		i = int32(len(b.e.pkgs))
-		b.e.pkgs = append(b.e.pkgs, estatePkg{tuple: b.tuple(p.tupleKey()), binary: bin})
+		b.e.pkgs = append(b.e.pkgs, estatePkg{tuple: b.tuple(p.tupleKey()), binary: p.binary()})
 		b.pkgs[pk] = i
 	}
 	h.pkgs = append(h.pkgs, i)
@@ -200,12 +193,7 @@ func (ix *Index) MatchHost(h HostInventory) []Match {
 		}
 	}
 	for _, p := range h.Packages {
-		name, _ := p.matchName()
-		bin := ""
-		if name != p.Name || p.SourceName != "" {
-			bin = p.Name
-		}
-		add(p.tupleKey(), bin)
+		add(p.tupleKey(), p.binary())
 	}
 	for _, c := range h.CPEs {
 		if c != "" {

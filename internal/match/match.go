@@ -172,6 +172,16 @@ func (p Package) tupleKey() tupleKey {
 	return tupleKey{p.Ecosystem, name, version, p.PURL}
 }
 
+// binary is the installed binary package's name when the package is
+// matched by its source package (listed on the finding), else "".
+func (p Package) binary() string {
+	fam, _ := splitEcosystem(p.Ecosystem)
+	if sourceFamilies[fam] && p.SourceName != "" {
+		return p.Name
+	}
+	return ""
+}
+
 func (p Package) matchName() (name, version string) {
 	fam, _ := splitEcosystem(p.Ecosystem)
 	if sourceFamilies[fam] && p.SourceName != "" {
