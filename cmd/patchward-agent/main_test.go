@@ -28,8 +28,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// agentCmd runs the agent: a built binary named by PATCHWARD_AGENT_BIN
+// (to measure exactly what ships), else this test binary as main.
 func agentCmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	bin := os.Args[0]
+	if b := os.Getenv("PATCHWARD_AGENT_BIN"); b != "" {
+		bin = b
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "PATCHWARD_AGENT_AS_MAIN=1")
 	return cmd
 }

@@ -134,9 +134,11 @@ func (a *Apt) Refresh(ctx context.Context) agentapi.Step {
 
 // Apply installs name=version for each package (downgrades allowed, for
 // rollback) and removes packages whose version is empty, in one apt-get
-// transaction. Configuration files keep the administrator's version.
+// transaction. Configuration files keep the administrator's version. A
+// lock taken between the pre-check and now (a timer-started apt run) is
+// waited for briefly rather than failing the job.
 func (a *Apt) Apply(ctx context.Context, want []agentapi.JobPackage) agentapi.Step {
-	args := []string{"-q", "-y", "--allow-downgrades",
+	args := []string{"-q", "-y", "--allow-downgrades", "-o", "DPkg::Lock::Timeout=120",
 		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
 		"install", "--"}
 	for _, p := range want {

@@ -61,6 +61,7 @@ type HTTPError struct {
 	RetryAfter time.Duration
 }
 
+// Error says which status the server answered and why.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("server answered %d: %s", e.Status, e.Message)
 }
