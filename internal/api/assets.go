@@ -1,10 +1,12 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 )
 
@@ -96,6 +98,7 @@ func (a *API) createAsset(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
+	a.reevaluate(r, out.ID)
 	w.Header().Set("Location", Prefix+"/assets/"+out.ID)
 	WriteJSON(w, http.StatusCreated, out)
 	return nil
@@ -110,6 +113,7 @@ func (a *API) updateAsset(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if err != nil {
 		return err
 	}
+	a.reevaluate(r, out.ID)
 	WriteJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -120,4 +124,16 @@ func (a *API) deleteAsset(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// reevaluate re-matches an asset whose software, CPE or make and model may
+// have changed. The change itself is committed, so a failure here is logged
+// rather than returned; the feed watcher's next full pass catches up.
+func (a *API) reevaluate(r *http.Request, assetID string) {
+	if a.Evaluator == nil {
+		return
+	}
+	if _, err := a.Evaluator.EvaluateHost(r.Context(), assetID); err != nil && !errors.Is(err, errs.ErrConflict) {
+		a.Log.ErrorContext(r.Context(), "re-matching an edited asset failed", "asset", assetID, "err", err)
+	}
 }
