@@ -1,3 +1,5 @@
+//go:build linux
+
 package agenttest
 
 import (
@@ -6,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -50,8 +53,11 @@ type AptRepo struct {
 // NewAptRepo builds E2EPackage at each version with dpkg-deb, indexes them
 // in a flat [trusted=yes] file: repository, and registers a cleanup that
 // purges the package. A copy left by a killed earlier run is purged first.
+// It holds a host-wide lock until the test ends, so real-apt tests in
+// different packages never run at the same time.
 func NewAptRepo(t testing.TB, versions ...string) *AptRepo {
 	t.Helper()
+	lockHost(t)
 	dir := t.TempDir()
 	r := &AptRepo{Dir: dir, Debs: map[string]string{}}
 	repo := filepath.Join(dir, "repo")
@@ -87,6 +93,23 @@ func NewAptRepo(t testing.TB, versions ...string) *AptRepo {
 		}
 	})
 	return r
+}
+
+// lockHost serialises the real-apt tests of every package's test binary
+// (go test runs packages in parallel): they share one dpkg database and
+// one test package name. The lock is released when the test ends, after
+// its purge.
+func lockHost(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "patchward-e2e-apt.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock for real-apt tests: %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
 
 // MustRun runs a command or fails the test with its output.
