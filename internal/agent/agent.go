@@ -380,6 +380,11 @@ func (a *Agent) upload(ctx context.Context, e *Entry) {
 	case errors.As(err, &he) && he.Status == http.StatusConflict:
 		// The server already holds a result for this job.
 		e.Reported = true
+	case errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden):
+		// A wrong host clock or a revoked credential: the result stays
+		// queued, to be sent once the operator has fixed the cause.
+		a.log().Warn("the server refused the result's credentials; will retry", "job", e.Job.ID, "err", err)
+		return
 	case !Temporary(err):
 		e.Rejected = err.Error()
 		a.log().Error("the server rejected a job result; it will not be re-sent", "job", e.Job.ID, "err", err)

@@ -182,6 +182,10 @@ func FuzzParseAptSimulate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = ParseAptSimulate(bytes.NewReader(b))
 		_, _ = ParseAptListUpgradable(bytes.NewReader(b))
+		got, err := parseDpkgQuery(string(b), []string{"libc6"})
+		if err == nil && len(got) != 1 {
+			t.Fatalf("parseDpkgQuery answered for %d names; want 1", len(got))
+		}
 	})
 }
 
@@ -201,5 +205,21 @@ func FuzzParseMac(f *testing.F) {
 		_, _ = ParseSoftwareUpdateList(bytes.NewReader(b))
 		_, _ = ParsePkgInfo(bytes.NewReader(b))
 		ParseSwVers(bytes.NewReader(b))
+		_, _ = ParsePkgutilPkgs(bytes.NewReader(b))
+	})
+}
+
+// FuzzParseConfig: a broken config file must give an error, never a panic
+// or a config that fails its own validation.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("server: https://x\nhooks: {a: [true]}\nrequire_backup_hook: a\n"))
+	f.Add([]byte("window: {time_zone: UTC, slots: [{day: 0, start: '01:00', end: '02:00'}]}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("ParseConfig accepted a config that fails Validate: %v", verr)
+			}
+		}
 	})
 }
