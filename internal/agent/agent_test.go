@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -235,4 +236,45 @@ func TestIdenticalRequestsGetDistinctSignatures(t *testing.T) {
 	if sigs[0] == sigs[1] || sigs[1] == sigs[2] || sigs[0] == sigs[2] {
 		t.Fatalf("identical requests in one second were signed identically: %q", sigs)
 	}
+}
+
+// TestResultSurvivesServerOutage: a result whose upload fails while the
+// server is down stays in the journal and arrives once it is back.
+func TestResultSurvivesServerOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := agenttest.New("tok")
+		srv.NextCheckIn = time.Minute
+		var mu sync.Mutex
+		resultsDown := true
+		f := newLoop(t, srv, func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				down := resultsDown && strings.HasSuffix(r.URL.Path, "/result")
+				mu.Unlock()
+				if down {
+					http.Error(w, "restarting", http.StatusBadGateway)
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		})
+		srv.AddJob(f.id.AgentID, agentapi.Job{ID: "job-inv", Kind: agentapi.JobInventory})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.a.Run(ctx) }()
+		time.Sleep(5 * time.Minute)
+		if n := len(srv.Results()); n != 0 {
+			t.Fatalf("%d results while uploads fail", n)
+		}
+		mu.Lock()
+		resultsDown = false
+		mu.Unlock()
+		time.Sleep(3 * time.Minute)
+		cancel()
+		<-done
+		rs := srv.Results()
+		if len(rs) != 1 || rs[0].JobID != "job-inv" || rs[0].Status != agentapi.StatusSucceeded {
+			t.Fatalf("results after the outage = %+v; want the one inventory job, succeeded", rs)
+		}
+	})
 }
