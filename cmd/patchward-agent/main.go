@@ -146,8 +146,12 @@ func cmdEnroll(ctx context.Context, g globals, args []string, stdout, stderr io.
 			return err
 		}
 	}
+	hc, err := agent.HTTPClient(cfg)
+	if err != nil {
+		return err
+	}
 	inv, _ := agent.NewHostCollector(cfg, agent.ExecRunner{}).Collect(ctx)
-	id, err := agent.Enroll(ctx, st, *server, *token, inv.Facts, nil)
+	id, err := agent.Enroll(ctx, st, *server, *token, inv.Facts, hc)
 	if err != nil {
 		return err
 	}
@@ -174,7 +178,11 @@ func newAgent(ctx context.Context, cfg agent.Config, log *slog.Logger) (*agent.A
 	if cfg.Server != "" {
 		server = cfg.Server // the administrator moved the server
 	}
-	client, err := agent.NewClient(server, id.AgentID, key, nil, nil)
+	hc, err := agent.HTTPClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := agent.NewClient(server, id.AgentID, key, hc, nil)
 	if err != nil {
 		return nil, err
 	}

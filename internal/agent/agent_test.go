@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -277,4 +280,29 @@ func TestResultSurvivesServerOutage(t *testing.T) {
 			t.Fatalf("results after the outage = %+v; want the one inventory job, succeeded", rs)
 		}
 	})
+}
+
+// TestEnrollOverTLSWithClinicCA: the agent trusts a server certificate
+// signed by the CA in ca_file, and refuses it without.
+func TestEnrollOverTLSWithClinicCA(t *testing.T) {
+	srv := agenttest.New("tok")
+	hs := httptest.NewTLSServer(srv.Handler())
+	defer hs.Close()
+	cfg := agent.Defaults()
+	plain, _ := agent.HTTPClient(cfg)
+	if _, err := agent.Enroll(context.Background(), agent.StateDir{Dir: t.TempDir()}, hs.URL, "tok", agentapi.Facts{Hostname: "h"}, plain); err == nil {
+		t.Fatal("enrolled with a server whose CA is not trusted")
+	}
+	cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+	if err := os.WriteFile(cfg.CAFile, ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	trusting, err := agent.HTTPClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Enroll(context.Background(), agent.StateDir{Dir: t.TempDir()}, hs.URL, "tok", agentapi.Facts{Hostname: "h"}, trusting); err != nil {
+		t.Fatalf("enroll with ca_file: %v", err)
+	}
 }

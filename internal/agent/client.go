@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +54,29 @@ func NewClient(base string, agentID string, key ed25519.PrivateKey, hc *http.Cli
 		now = time.Now
 	}
 	return &Client{base: u, agentID: agentID, key: key, http: hc, now: now}, nil
+}
+
+// HTTPClient returns the client the agent talks to the server with: TLS
+// 1.2 or later, the configured CA bundle when one is set (else the system
+// roots), proxies from the environment, and a timeout per request.
+func HTTPClient(cfg Config) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, errs.E(errs.Invalid, "ca_file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	// An idle agent keeps at most one connection; a 5-minute check-in
+	// interval outlives it anyway.
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1, 1
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, nil
 }
 
 // HTTPError is a non-2xx answer from the server.

@@ -39,6 +39,9 @@ type Config struct {
 	// Server is the base URL of the Patchward server; enrollment records it
 	// in the state directory, so it is optional here afterwards.
 	Server string `yaml:"server"`
+	// CAFile is a PEM bundle of the CAs that may sign the server's TLS
+	// certificate (a clinic's internal CA); empty uses the system roots.
+	CAFile string `yaml:"ca_file"`
 	// StateDir holds the private key, the agent identity and the job
 	// journal.
 	StateDir string `yaml:"state_dir"`

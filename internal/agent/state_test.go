@@ -91,3 +91,17 @@ apt:
 		}
 	}
 }
+
+func TestHTTPClientCAFile(t *testing.T) {
+	cfg := Defaults()
+	if _, err := HTTPClient(cfg); err != nil {
+		t.Fatalf("system roots: %v", err)
+	}
+	cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(cfg.CAFile, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HTTPClient(cfg); err == nil {
+		t.Error("a CA file without certificates was accepted")
+	}
+}
