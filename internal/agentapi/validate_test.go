@@ -83,7 +83,7 @@ func TestJobResultValidate(t *testing.T) {
 	now := time.Now()
 	valid := func() agentapi.JobResult {
 		return agentapi.JobResult{JobID: "0193a1b2-0000-7000-8000-000000000001", Attempt: 1, Status: agentapi.StatusFailed,
-			Steps: []agentapi.Step{{Name: "install", Command: []string{"apt-get", "install", "curl=1"}, ExitCode: 100, Output: "E: lock\x00", Started: now, Ended: now}},
+			Steps:     []agentapi.Step{{Name: "install", Command: []string{"apt-get", "install", "curl=1"}, ExitCode: 100, Output: "E: lock\x00", Started: now, Ended: now}},
 			Installed: map[string]string{"curl": "1"}}
 	}
 	for _, tc := range []struct {
