@@ -122,11 +122,16 @@ func TestSimulatedFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The stored software is exactly the list the stored hash names.
 		sw := make([]agentapi.Package, len(a.Software))
 		for i, s := range a.Software {
-			sw[i] = agentapi.Package{Name: s.Name, Version: s.Version}
+			sw[i] = agentapi.Package{Name: s.Name, Version: s.Version, Arch: s.Arch, Ecosystem: s.Ecosystem, PURL: s.PURL,
+				SourceName: s.SourceName, SourceVersion: s.SourceVersion}
 		}
-		if ag.InventoryHash == "" || ag.LastCheckIn == nil || ag.Facts == nil || ag.Facts.Kernel == "" {
+		if got := agentapi.InventoryHash(sw); got != ag.InventoryHash {
+			t.Errorf("agent %s: stored software hashes to %s; the agent's stored hash is %s", h.Hostname, got, ag.InventoryHash)
+		}
+		if ag.LastCheckIn == nil || ag.Facts == nil || ag.Facts.Kernel == "" {
 			t.Errorf("agent %s = %+v", h.Hostname, ag)
 		}
 	}

@@ -184,7 +184,8 @@ func toSoftware(pkgs []agentapi.Package) []inventory.Software {
 	})
 	out := make([]inventory.Software, len(sorted))
 	for i, p := range sorted {
-		out[i] = inventory.Software{Name: p.Name, Version: p.Version, Ecosystem: p.Ecosystem, PURL: p.PURL}
+		out[i] = inventory.Software{Name: p.Name, Version: p.Version, Arch: p.Arch, Ecosystem: p.Ecosystem, PURL: p.PURL,
+			SourceName: p.SourceName, SourceVersion: p.SourceVersion}
 	}
 	return out
 }
@@ -200,7 +201,7 @@ type InventoryDelta struct {
 }
 
 func inventoryDelta(old, cur []inventory.Software, hash string) InventoryDelta {
-	key := func(s inventory.Software) string { return s.Ecosystem + "\x00" + s.Name }
+	key := func(s inventory.Software) string { return s.Ecosystem + "\x00" + s.Name + "\x00" + s.Arch }
 	before := map[string][]string{}
 	for _, s := range old {
 		before[key(s)] = append(before[key(s)], s.Version)

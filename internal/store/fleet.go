@@ -430,7 +430,7 @@ func (t fleetTx) UpdateAssetObserved(ctx context.Context, a *inventory.Asset) er
 }
 
 func (t fleetTx) AssetSoftware(ctx context.Context, assetID string) ([]inventory.Software, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT name, version, ecosystem, purl FROM asset_software WHERE asset_id = $1 ORDER BY ord`, assetID)
+	rows, err := t.tx.QueryContext(ctx, `SELECT name, version, arch, ecosystem, purl, source_name, source_version FROM asset_software WHERE asset_id = $1 ORDER BY ord`, assetID)
 	if err != nil {
 		return nil, fmt.Errorf("load software: %w", translate(err))
 	}
@@ -438,7 +438,7 @@ func (t fleetTx) AssetSoftware(ctx context.Context, assetID string) ([]inventory
 	var out []inventory.Software
 	for rows.Next() {
 		var s inventory.Software
-		if err := rows.Scan(&s.Name, &s.Version, &s.Ecosystem, &s.PURL); err != nil {
+		if err := rows.Scan(&s.Name, &s.Version, &s.Arch, &s.Ecosystem, &s.PURL, &s.SourceName, &s.SourceVersion); err != nil {
 			return nil, err
 		}
 		out = append(out, s)

@@ -270,8 +270,8 @@ func TestFleetCheckIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantSW := []inventory.Software{
-			{Name: "curl", Version: "7.88.1-10+deb12u8", Ecosystem: "Debian:12", PURL: "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u8?arch=amd64"},
-			{Name: "openssl", Version: "3.0.15-1~deb12u1", Ecosystem: "Debian:12"},
+			{Name: "curl", Version: "7.88.1-10+deb12u8", Arch: "amd64", Ecosystem: "Debian:12", PURL: "pkg:deb/debian/curl@7.88.1-10%2Bdeb12u8?arch=amd64"},
+			{Name: "openssl", Version: "3.0.15-1~deb12u1", Arch: "amd64", Ecosystem: "Debian:12", SourceName: "openssl"},
 		}
 		if diff := cmp.Diff(wantSW, a.Software); diff != "" {
 			t.Errorf("software (-want +got):\n%s", diff)
