@@ -19,6 +19,7 @@ type Apt struct {
 	lockFiles []string
 	adminDir  string
 	timeout   Duration
+	user      string
 	run       Runner
 }
 
@@ -30,6 +31,7 @@ func NewApt(cfg Config, run Runner) *Apt {
 		lockFiles: cfg.Apt.LockFiles,
 		adminDir:  cfg.Apt.AdminDir,
 		timeout:   cfg.CommandTimeout,
+		user:      cfg.UnprivilegedUser,
 		run:       run,
 	}
 }
@@ -79,7 +81,7 @@ func (a *Apt) Installed(ctx context.Context, names []string) (map[string]string,
 	argv = append(argv, "-W", "-f="+dpkgQueryMarker+"\t${binary:Package}\t${Package}\t${Version}\t${db:Status-Status}\n", "--")
 	argv = append(argv, names...)
 	var out bytes.Buffer
-	st := a.run.Run(ctx, Command{Name: "query installed versions", Argv: argv, Env: []string{"LC_ALL=C"}, Timeout: a.timeout.Duration, Stdout: &out})
+	st := a.run.Run(ctx, Command{Name: "query installed versions", Argv: argv, Env: []string{"LC_ALL=C"}, Timeout: a.timeout.Duration, Stdout: &out, User: a.user})
 	got, err := parseDpkgQuery(out.String(), names)
 	// dpkg-query exits 1 when a name is unknown; that is an answer ("not
 	// installed"), not a failure, as long as it printed nothing else wrong.

@@ -60,6 +60,9 @@ func TestAptEndToEnd(t *testing.T) {
 	cfg.Health.Commands = map[string][]string{"clinic-app": {"true"}, "broken-app": {"false"}}
 	cfg.Health.Always = []string{"clinic-app"}
 	cfg.RebootCommand = []string{"false"} // never reboot the test host
+	// Health checks and version queries need no root: run them as nobody,
+	// as a production config would.
+	cfg.UnprivilegedUser = "nobody"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +161,9 @@ func TestAptEndToEnd(t *testing.T) {
 		}
 	}
 	for _, s := range r.Steps {
+		if s.Name == "post-check: command clinic-app" && !s.OK {
+			t.Errorf("health command as nobody failed: %+v", s)
+		}
 		if s.Name == "install" && (len(s.Command) == 0 || s.Command[0] != "apt-get" || !strings.Contains(strings.Join(s.Command, " "), agenttest.E2EPackage+"=1.1-1") || s.ExitCode != 0 || s.Output == "") {
 			t.Errorf("install step = %+v; want apt-get … %s=1.1-1 exiting 0 with output", s, agenttest.E2EPackage)
 		}

@@ -156,7 +156,7 @@ func (c *HostCollector) aptPending(ctx context.Context) ([]agentapi.PendingUpdat
 	argv := append([]string{"apt-get"}, c.Cfg.Apt.Options...)
 	argv = append(argv, "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade")
 	var out bytes.Buffer
-	st := c.Run.Run(ctx, Command{Name: "pending updates", Argv: argv, Env: []string{"LC_ALL=C"}, Timeout: 5 * time.Minute, Stdout: &out})
+	st := c.Run.Run(ctx, Command{Name: "pending updates", Argv: argv, Env: []string{"LC_ALL=C"}, Timeout: 5 * time.Minute, Stdout: &out, User: c.Cfg.UnprivilegedUser})
 	if !st.OK {
 		return nil, fmt.Errorf("apt-get -s dist-upgrade exited %d: %s", st.ExitCode, lastLine(st.Output))
 	}

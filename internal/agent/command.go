@@ -55,6 +55,10 @@ type Command struct {
 	Argv    []string
 	Env     []string
 	Timeout time.Duration
+	// User, when set, runs the command as that user (and its primary
+	// group) instead of the agent's own: health checks and read-only
+	// queries need no root, so they do not get it.
+	User string
 	// Stdout, when set, also receives the command's complete standard
 	// output (up to MaxCapture bytes), for callers that parse it; the step
 	// keeps only the bounded tail.
@@ -123,6 +127,14 @@ func (r ExecRunner) Run(ctx context.Context, c Command) agentapi.Step {
 	// the agent.
 	cmd.WaitDelay = 10 * time.Second
 	configureProcess(cmd)
+	if c.User != "" {
+		if err := runAs(cmd, c.User); err != nil {
+			st.ExitCode = -1
+			st.Output = err.Error()
+			st.Ended = now().UTC()
+			return st
+		}
+	}
 	err := cmd.Run()
 	st.Ended = now().UTC()
 	st.Output = out.String()

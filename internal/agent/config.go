@@ -59,6 +59,11 @@ type Config struct {
 	// RecoveryHook names a hook run when downgrading to the recorded
 	// versions fails (e.g. restore a VM snapshot).
 	RecoveryHook string `yaml:"recovery_hook"`
+	// UnprivilegedUser runs health commands, service checks and read-only
+	// package queries as this user when the agent runs as root (the
+	// package manager, backup/recovery hooks and reboot keep root).
+	// Empty runs everything as the agent's user.
+	UnprivilegedUser string `yaml:"unprivileged_user"`
 	// Health lists checks run after every install and rollback.
 	Health Health `yaml:"health"`
 	// MinFreeMiB is the free space every install requires on / and /var.

@@ -477,12 +477,12 @@ func (e *Executor) check(ctx context.Context, phase string, c agentapi.Check) ag
 		st := e.Run.Run(ctx, Command{Name: name, Argv: e.Cfg.Hooks[c.Arg], Timeout: e.Cfg.CommandTimeout.Duration})
 		return st
 	case CheckCommand:
-		return e.Run.Run(ctx, Command{Name: name, Argv: e.Cfg.Health.Commands[c.Arg], Timeout: e.Cfg.CommandTimeout.Duration})
+		return e.Run.Run(ctx, Command{Name: name, Argv: e.Cfg.Health.Commands[c.Arg], Timeout: e.Cfg.CommandTimeout.Duration, User: e.Cfg.UnprivilegedUser})
 	case CheckServiceActive:
 		if runtime.GOOS != "linux" {
 			return note(e.now, name, false, start, "service checks are not supported on %s yet", runtime.GOOS)
 		}
-		return e.Run.Run(ctx, Command{Name: name, Argv: []string{"systemctl", "is-active", "--", c.Arg}, Timeout: time.Minute})
+		return e.Run.Run(ctx, Command{Name: name, Argv: []string{"systemctl", "is-active", "--", c.Arg}, Timeout: time.Minute, User: e.Cfg.UnprivilegedUser})
 	}
 	return note(e.now, name, false, start, "unknown check kind %q", c.Kind)
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/patchward/patchward/internal/agent"
 )
 
 // needDpkgDeb skips without dpkg-deb, except in CI, where the packaging
@@ -79,5 +81,24 @@ func TestBuildDeb(t *testing.T) {
 				t.Errorf("systemd-analyze verify: %s", line)
 			}
 		}
+	}
+}
+
+// TestPackagedConfigIsValid: the config the package installs must load.
+func TestPackagedConfigIsValid(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "packaging", "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agent.ParseConfig(b)
+	if err != nil {
+		t.Fatalf("packaging/agent.yaml: %v", err)
+	}
+	if cfg.StateDir != agent.DefaultStateDir || cfg.UnprivilegedUser != "nobody" {
+		t.Errorf("packaged config = %+v", cfg)
 	}
 }
