@@ -7,6 +7,7 @@
 //	patchward-agent run
 //	patchward-agent inventory
 //	patchward-agent version
+//	patchward-agent simulate --server URL --hosts N
 package main
 
 import (
@@ -59,6 +60,7 @@ commands:
   run                             check in, pull and run jobs until stopped
   inventory                       print what the agent would report (JSON)
   version                         print the agent and protocol versions
+  simulate --server URL --hosts N run N simulated agents (demos, load tests)
 `
 
 // globals are the flags every command shares.
@@ -99,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, g, rest, stderr, log)
 	case "inventory":
 		return cmdInventory(ctx, g, rest, stdout, stderr)
+	case "simulate":
+		return cmdSimulate(ctx, rest, stdout, stderr, log)
 	}
 	fs.Usage()
 	return errs.E(errs.Invalid, "unknown command %q", cmd)

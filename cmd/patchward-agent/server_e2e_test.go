@@ -204,3 +204,44 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSimulateAgainstRealServer runs `patchward-agent simulate` with
+// tokens made by the real fleet service and reads its JSON stats.
+func TestSimulateAgainstRealServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := storetest.Open(t, store.SQLite, store.Options{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := fleet.NewService(db.Fleet(), fleet.Options{CheckInInterval: time.Second, Log: log})
+	hs := httptest.NewServer(agentserver.Handler(svc, log))
+	defer hs.Close()
+	admin := audit.Actor{Kind: audit.ActorUser, ID: "u-sim", Name: "sim admin"}
+	var toks []string
+	for range 3 {
+		tok, _, err := svc.CreateEnrollmentToken(ctx, admin, fleet.TokenSpec{Name: "sim"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	tokFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokFile, []byte(strings.Join(toks, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := agentCmd(ctx, "-log-level", "warn", "simulate", "--server", hs.URL, "--hosts", "3", "--tokens", tokFile,
+		"--rounds", "2", "--interval", "1s", "--seed", "7").Output()
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out)
+	}
+	var stats struct {
+		Enrolled int `json:"enrolled"`
+		CheckIns int `json:"checkins"`
+		Errors   int `json:"errors"`
+	}
+	if err := json.Unmarshal(out, &stats); err != nil {
+		t.Fatalf("simulate output %q: %v", out, err)
+	}
+	if stats.Enrolled != 3 || stats.CheckIns < 6 || stats.Errors != 0 {
+		t.Errorf("simulate stats = %+v; want 3 enrolled, at least 6 check-ins, no errors", stats)
+	}
+}
