@@ -178,6 +178,9 @@ func (e *Executor) change(ctx context.Context, entry Entry, targets []agentapi.J
 		if err := e.step(&entry, st); err != nil {
 			return entry, err
 		}
+		if !st.OK {
+			return e.settle(ctx, entry, targets, fmt.Sprintf("%s install exited %d", e.PM.Name(), st.ExitCode))
+		}
 	}
 	return e.verifyAndSettle(ctx, entry, targets)
 }
@@ -204,13 +207,20 @@ func (e *Executor) verifyAndSettle(ctx context.Context, entry Entry, targets []a
 		}
 	}
 	if failed != "" {
-		if job.Kind == agentapi.JobRollback {
-			return e.finish(entry, agentapi.StatusFailed, "rollback: "+failed, cur)
-		}
-		return e.rollback(ctx, entry, failed)
+		return e.settle(ctx, entry, targets, failed)
 	}
 	e.decideReboot(&entry)
 	return e.finish(entry, agentapi.StatusSucceeded, "", cur)
+}
+
+// settle ends a job whose change or checks failed: an install is rolled
+// back, a failed rollback job is reported as it stands.
+func (e *Executor) settle(ctx context.Context, entry Entry, targets []agentapi.JobPackage, failed string) (Entry, error) {
+	if entry.Job.Kind == agentapi.JobRollback {
+		cur, _ := e.installed(ctx, &entry, false)
+		return e.finish(entry, agentapi.StatusFailed, "rollback: "+failed, cur)
+	}
+	return e.rollback(ctx, entry, failed)
 }
 
 // rollback returns the packages to entry.Previous (removing those that
@@ -230,6 +240,10 @@ func (e *Executor) rollback(ctx context.Context, entry Entry, trigger string) (E
 		if cur == nil || cur[w.Name] != w.TargetVersion {
 			todo = append(todo, w)
 		}
+	}
+	if cur != nil && len(todo) == 0 {
+		// The change never took effect: there is nothing to roll back.
+		return e.finish(entry, agentapi.StatusFailed, trigger+"; nothing had changed (the previous versions are still installed)", cur)
 	}
 	if len(todo) > 0 {
 		st := e.PM.Apply(ctx, todo)

@@ -321,3 +321,12 @@ func TestRebootOnlyWhenAllowedAndInWindow(t *testing.T) {
 		})
 	}
 }
+
+func TestInstallFailureThatChangedNothingIsFailedNotRolledBack(t *testing.T) {
+	f := newExec(t, insideNY)
+	f.pm.failApply = map[string]bool{"3.0.13-1": true}
+	e, _ := f.e.Execute(context.Background(), upgrade("j1"))
+	if e.Result.Status != agentapi.StatusFailed || !strings.Contains(e.Result.Reason, "install exited 100") || !strings.Contains(e.Result.Reason, "nothing had changed") || len(f.pm.applied) != 1 {
+		t.Fatalf("status %s (%s), applies %d; want failed, nothing changed, one apply", e.Result.Status, e.Result.Reason, len(f.pm.applied))
+	}
+}
