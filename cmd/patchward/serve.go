@@ -16,12 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/patchward/patchward/internal/agentapi/agentserver"
 	"github.com/patchward/patchward/internal/api"
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/demo"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
+	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	pwmatch "github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/server"
@@ -79,6 +81,7 @@ type app struct {
 	// watcher keeps findings in step with the feeds.
 	watcher *pwmatch.Watcher
 	feeds   *feeds.Service
+	fleet   *fleet.Service
 	handler http.Handler
 }
 
@@ -91,8 +94,9 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.findings = pwmatch.NewService(db.Findings(), nil)
 	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
 	a.feeds = feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
+	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log}})
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
-		Advisories: db.Feeds(), Evaluator: a.findings, Log: log, Version: version}
+		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		Findings: a.findings, Advisories: db.Feeds(),
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
@@ -101,7 +105,8 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	}
 	reg := prometheus.NewRegistry()
 	a.handler = server.New(server.Config{Log: log, DB: db, Resolver: a.accounts,
-		API: api.Handler(apiSvc.Routes(), log), Web: ui.Handler(), Registry: reg, Version: version})
+		API: api.Handler(apiSvc.Routes(), log), Web: ui.Handler(), Agent: agentserver.Handler(a.fleet, log),
+		Registry: reg, Version: version})
 	return a, nil
 }
 
@@ -310,4 +315,16 @@ func (k kickingSyncer) Sync(ctx context.Context, actor audit.Actor, f feeds.Feed
 		k.w.Kick()
 	}
 	return r, err
+}
+
+// rematch re-evaluates an asset when its agent reports a new inventory.
+type rematch struct {
+	findings *pwmatch.Service
+	log      *slog.Logger
+}
+
+func (r rematch) InventoryChanged(ctx context.Context, assetID string) {
+	if _, err := r.findings.EvaluateHost(ctx, assetID); err != nil && !errors.Is(err, errs.ErrConflict) {
+		r.log.ErrorContext(ctx, "re-matching an agent's new inventory failed", "asset", assetID, "err", err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/store"
@@ -46,7 +47,8 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	a = &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts,
 		Audit:    audit.NewService(db.Audit(), signer.Verifier(), nil),
 		Findings: findings, Advisories: db.Feeds(), Evaluator: findings,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+		Fleet: fleet.NewService(db.Fleet(), fleet.Options{}),
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})

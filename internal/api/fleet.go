@@ -36,12 +36,10 @@ type ReasonRequest struct {
 
 // fleetRoutes are the admin side of the endpoint agents: enrollment
 // tokens, the agent registry and the per-agent job queue.
-//
-// Until role.go has agent permissions, writes need asset:write and reads
-// asset:read; the intended split is agent:admin for tokens and agent
-// revocation, job:write for queueing and cancelling jobs.
+// Tokens and agent revocation need agent:admin (who may add a machine to
+// the trusted fleet); queueing and cancelling jobs need job:write.
 func (a *API) fleetRoutes(svc *fleet.Service) []Route {
-	tokenAdmin, agentAdmin, jobWrite, read := auth.PermAssetWrite, auth.PermAssetWrite, auth.PermAssetWrite, auth.PermAssetRead
+	tokenAdmin, agentAdmin, jobWrite, read := auth.PermAgentAdmin, auth.PermAgentAdmin, auth.PermJobWrite, auth.PermAssetRead
 	page := []Param{{Name: "limit", Type: "integer", Description: "page size (max 1000, default 50)"}, {Name: "offset", Type: "integer"}}
 	return []Route{
 		{Method: "POST", Path: "/enrollment-tokens", Tag: "agents", Summary: "Create a one-time agent enrollment token (the secret is shown once)",

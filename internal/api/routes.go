@@ -8,6 +8,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/feeds"
+	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
 )
@@ -22,8 +23,10 @@ type API struct {
 	Findings   FindingsReader
 	Advisories feeds.Reader
 	Evaluator  HostEvaluator
-	Log        *slog.Logger
-	Version    string
+	// Fleet serves the endpoint agents' admin routes when set.
+	Fleet   *fleet.Service
+	Log     *slog.Logger
+	Version string
 }
 
 // FindingsReader lists findings; *match.Service implements it.
@@ -44,6 +47,9 @@ func (a *API) Routes() []Route {
 		a.vulnRoutes(),
 	} {
 		rs = append(rs, group...)
+	}
+	if a.Fleet != nil {
+		rs = append(rs, a.fleetRoutes(a.Fleet)...)
 	}
 	rs = append(rs, Route{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document",
 		Perm: auth.PermAuthenticated, Resp: map[string]any{},

@@ -47,13 +47,18 @@ const (
 	PermUserAdmin     Permission = "user:admin"
 	// PermMetricsRead lets a Prometheus scraper's token read /metrics.
 	PermMetricsRead Permission = "metrics:read"
+	// PermAgentAdmin creates enrollment tokens and revokes agents: who may
+	// put software on the server's list of trusted machines.
+	PermAgentAdmin Permission = "agent:admin"
+	// PermJobWrite queues and cancels jobs on agents.
+	PermJobWrite Permission = "job:write"
 )
 
 var rolePerms = map[Role][]Permission{
 	RoleAdmin: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport,
-		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead},
+		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead, PermAgentAdmin, PermJobWrite},
 	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead},
-	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead},
+	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead, PermJobWrite},
 	RoleAuditor:  {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport, PermMetricsRead},
 	RoleViewer:   {PermAuthenticated, PermAssetRead},
 }

@@ -37,6 +37,10 @@ type Config struct {
 	// API serves /api/v1/; Web serves everything else.
 	API http.Handler
 	Web http.Handler
+	// Agent serves the endpoint agents' protocol under /agent/. It has its
+	// own authentication (signed requests) and is not a browser surface, so
+	// it bypasses the user session and cross-origin layers.
+	Agent http.Handler
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Version  string
@@ -76,9 +80,16 @@ func New(cfg Config) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, cfg.Log, errs.E(errs.Forbidden, "cross-origin request refused"))
 	}))
-	var h http.Handler = mux
-	h = authn.Middleware(cfg.Resolver, onAuthErr)(h)
-	h = cop.Handler(h)
+	var user http.Handler = mux
+	user = authn.Middleware(cfg.Resolver, onAuthErr)(user)
+	user = cop.Handler(user)
+	h := user
+	if cfg.Agent != nil {
+		outer := http.NewServeMux()
+		outer.Handle("/agent/", cfg.Agent)
+		outer.Handle("/", user)
+		h = outer
+	}
 	h = securityHeaders(h)
 	h = m.instrument(h)
 	h = logRequests(cfg.Log)(h)
