@@ -25,8 +25,8 @@ import (
 
 // TestFleetRoutes drives the admin side of the agents through the real
 // route table, authentication and a real database: token, enrollment,
-// listing, a job queued, pulled, cancelled refused after it finished, and
-// revocation; and checks a viewer can read but not write.
+// listing, jobs queued and cancelled, revocation; and checks who may do
+// what: admins everything, operators jobs, viewers reading.
 func TestFleetRoutes(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, store.Options{})
@@ -36,7 +36,7 @@ func TestFleetRoutes(t *testing.T) {
 	a := &API{Log: log}
 	routes := a.fleetRoutes(svc)
 	tokens := map[auth.Role]string{}
-	for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleViewer} {
+	for _, role := range []auth.Role{auth.RoleAdmin, auth.RoleOperator, auth.RoleViewer} {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "u-" + string(role), Role: role, Password: "correct horse battery " + string(role)})
 		if err != nil {
 			t.Fatal(err)
@@ -98,8 +98,15 @@ func TestFleetRoutes(t *testing.T) {
 	if code := do(auth.RoleViewer, "POST", "/agent-jobs", spec, nil); code != 403 {
 		t.Errorf("viewer creating a job = %d; want 403", code)
 	}
+	// Operators queue jobs but do not decide which machines are trusted.
+	if code := do(auth.RoleOperator, "POST", "/agent-jobs", spec, nil); code != 201 {
+		t.Errorf("operator creating a job = %d; want 201", code)
+	}
+	if code := do(auth.RoleOperator, "POST", "/enrollment-tokens", EnrollmentTokenRequest{Name: "x"}, nil); code != 403 {
+		t.Errorf("operator creating a token = %d; want 403", code)
+	}
 	var jobs fleet.JobPage
-	if code := do(auth.RoleViewer, "GET", "/agent-jobs?state=queued&agent="+ag.ID, nil, &jobs); code != 200 || jobs.Total != 1 {
+	if code := do(auth.RoleViewer, "GET", "/agent-jobs?state=queued&agent="+ag.ID, nil, &jobs); code != 200 || jobs.Total != 2 {
 		t.Errorf("list jobs = %d %+v", code, jobs)
 	}
 	if code := do(auth.RoleViewer, "GET", "/agent-jobs?state=lost", nil, nil); code != 400 {
