@@ -71,8 +71,10 @@ func (c *HostCollector) Collect(ctx context.Context) (Inventory, error) {
 			}
 		}
 		if out, ok := c.output(ctx, "pending updates", "softwareupdate", "-l"); ok {
-			c.pending, _ = ParseSoftwareUpdateList(bytes.NewReader(out))
+			p, _ := ParseSoftwareUpdateList(bytes.NewReader(out))
+			c.pending, _ = validPending(p)
 		}
+		c.pkgs, _ = validPackages(c.pkgs)
 		c.at = now
 	}
 	inv.Packages = c.pkgs

@@ -143,6 +143,11 @@ func (c *HostCollector) packagesChanged(osr osRelease) string {
 			c.pkgWarn = []string{"packages: " + err.Error()}
 			return key
 		}
+		if pkgs, dropped := validPackages(pkgs); dropped > 0 {
+			c.pkgWarn = []string{fmt.Sprintf("packages: %d entries the protocol would refuse were left out", dropped)}
+			c.pkgs, c.pkgKey = pkgs, key
+			return key
+		}
 		c.pkgs, c.pkgKey = pkgs, key
 		return key
 	}
@@ -160,7 +165,9 @@ func (c *HostCollector) aptPending(ctx context.Context) ([]agentapi.PendingUpdat
 	if !st.OK {
 		return nil, fmt.Errorf("apt-get -s dist-upgrade exited %d: %s", st.ExitCode, lastLine(st.Output))
 	}
-	return ParseAptSimulate(&out)
+	p, err := ParseAptSimulate(&out)
+	p, _ = validPending(p)
+	return p, err
 }
 
 func readTrim(path string) string {

@@ -70,7 +70,7 @@ func (c *HostCollector) Collect(ctx context.Context) (Inventory, error) {
 	}
 	inv.Facts.UptimeSeconds = int64(windows.DurationSinceBoot() / time.Second)
 	inv.Facts.RebootRequired = RebootRequired()
-	inv.Packages = UninstallPackages(readUninstallKeys())
+	inv.Packages, _ = validPackages(UninstallPackages(readUninstallKeys()))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,14 +79,14 @@ func (c *HostCollector) Collect(ctx context.Context) (Inventory, error) {
 		c.kbs, c.pending = nil, nil
 		if out, ok := c.powershell(ctx, "installed updates", `Get-HotFix | Select-Object HotFixID,Description,InstalledOn | ConvertTo-Csv -NoTypeInformation`); ok {
 			if kbs, err := ParseHotFixCSV(bytes.NewReader(out)); err == nil {
-				c.kbs = kbs
+				c.kbs, _ = validPackages(kbs)
 			} else {
 				c.warn = append(c.warn, err.Error())
 			}
 		}
 		if out, ok := c.powershell(ctx, "pending updates", WUAQuery); ok {
 			if p, err := ParseWUAJSON(out); err == nil {
-				c.pending = p
+				c.pending, _ = validPending(p)
 			} else {
 				c.warn = append(c.warn, err.Error())
 			}

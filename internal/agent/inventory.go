@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -35,6 +36,7 @@ type Collector interface {
 
 // finish sorts, bounds and hashes an inventory.
 func (inv *Inventory) finish() {
+	sanitizeFacts(&inv.Facts)
 	sort.Slice(inv.Packages, func(i, j int) bool {
 		a, b := inv.Packages[i], inv.Packages[j]
 		if a.Name != b.Name {
@@ -115,3 +117,69 @@ func addresses() ([]string, string) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// zeroHash stands in for the inventory hash when validating single
+// entries with the protocol's own rules.
+var zeroHash = strings.Repeat("0", 64)
+
+// validPackages drops entries the server would refuse (the protocol
+// refuses a whole check-in for one bad entry, which would leave the host
+// unreported), returning how many were dropped. It uses agentapi's own
+// validation, so agent and server cannot disagree.
+func validPackages(pkgs []agentapi.Package) ([]agentapi.Package, int) {
+	out := pkgs[:0:0]
+	for _, p := range pkgs {
+		req := agentapi.CheckInRequest{InventoryHash: zeroHash, Inventory: []agentapi.Package{p}}
+		if req.Validate() == nil {
+			out = append(out, p)
+		}
+	}
+	return out, len(pkgs) - len(out)
+}
+
+// validPending is validPackages for pending updates.
+func validPending(ps []agentapi.PendingUpdate) ([]agentapi.PendingUpdate, int) {
+	out := ps[:0:0]
+	for _, p := range ps {
+		req := agentapi.CheckInRequest{InventoryHash: zeroHash, Pending: []agentapi.PendingUpdate{p}}
+		if req.Validate() == nil {
+			out = append(out, p)
+		}
+	}
+	return out, len(ps) - len(out)
+}
+
+var (
+	tzNameRE      = regexp.MustCompile(`^[A-Za-z0-9_+./-]{1,64}$`)
+	hostUnsafeRE  = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+	factFieldsMax = agentapi.MaxField
+	osIDRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+)
+
+// sanitizeFacts makes facts acceptable to the server: a time zone that is
+// not an IANA-style name (a POSIX TZ rule, say) becomes "Local", a host
+// name with other characters is rewritten, and free-text fields that are
+// not printable or too long are dropped rather than failing the check-in.
+func sanitizeFacts(f *agentapi.Facts) {
+	if !tzNameRE.MatchString(f.TimeZone) {
+		f.TimeZone = "Local"
+	}
+	if !agentapi.ValidHostname(f.Hostname) {
+		h := strings.Trim(hostUnsafeRE.ReplaceAllString(f.Hostname, "-"), "-.")
+		if len(h) > 253 {
+			h = h[:253]
+		}
+		if !agentapi.ValidHostname(h) {
+			h = "unknown"
+		}
+		f.Hostname = h
+	}
+	for _, s := range []*string{&f.OSName, &f.OSVersion, &f.Kernel, &f.Firmware, &f.Serial, &f.Make, &f.Model} {
+		if len(*s) > factFieldsMax || !agentapi.Printable(*s) {
+			*s = ""
+		}
+	}
+	if f.OSID != "" && !osIDRE.MatchString(f.OSID) {
+		f.OSID = ""
+	}
+}

@@ -223,3 +223,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestSanitizeFactsAndEntries(t *testing.T) {
+	f := agentapi.Facts{Hostname: "Lab PC #3", TimeZone: "EST5EDT,M3.2.0,M11.1.0", OSID: "Debian", Model: "bad\x00model", Arch: "amd64"}
+	sanitizeFacts(&f)
+	if f.Hostname != "Lab-PC-3" || f.TimeZone != "Local" || f.OSID != "" || f.Model != "" {
+		t.Errorf("sanitized facts = %+v", f)
+	}
+	req := agentapi.CheckInRequest{Facts: f, InventoryHash: zeroHash}
+	if err := req.Validate(); err != nil {
+		t.Errorf("sanitized facts refused: %v", err)
+	}
+	pkgs, dropped := validPackages([]agentapi.Package{
+		{Name: "ok", Version: "1", Ecosystem: "Debian:12"},
+		{Name: "bad\nname", Version: "1", Ecosystem: "Debian:12"},
+		{Name: "nover", Ecosystem: "Debian:12"},
+	})
+	if len(pkgs) != 1 || dropped != 2 {
+		t.Errorf("validPackages kept %v, dropped %d", pkgs, dropped)
+	}
+}
