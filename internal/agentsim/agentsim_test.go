@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -13,7 +14,10 @@ import (
 	"github.com/patchward/patchward/internal/agentapi"
 	"github.com/patchward/patchward/internal/agentapi/agentserver"
 	"github.com/patchward/patchward/internal/agentsim"
+	"github.com/patchward/patchward/internal/api"
 	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
@@ -173,5 +177,48 @@ func TestSimulatedFleet(t *testing.T) {
 	}
 	if int64(succeeded) != st.JobsSucceeded {
 		t.Errorf("%d jobs succeeded on the server; the simulator counted %d", succeeded, st.JobsSucceeded)
+	}
+}
+
+// TestSimulatorMintsTokensThroughTheAdminAPI runs the simulator the way
+// `patchward-agent simulate --admin-token` does: enrollment tokens come
+// from the real admin API, authenticated with an admin's API token, and
+// the agents talk to the protocol handler on the same server.
+func TestSimulatorMintsTokensThroughTheAdminAPI(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, store.SQLite, store.Options{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "admin", Role: auth.RoleAdmin, Password: "correct horse battery staple"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer, _, err := accounts.CreateToken(ctx, audit.System, u.ID, "simulator", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := fleet.NewService(db.Fleet(), fleet.Options{Log: log})
+	a := &api.API{Inventory: inventory.NewService(db.Inventory(), nil), Accounts: accounts, Fleet: svc, Log: log}
+	mux := http.NewServeMux()
+	mux.Handle("/agent/", agentserver.Handler(svc, log))
+	mux.Handle("/", authn.Middleware(accounts, func(w http.ResponseWriter, r *http.Request, err error) { api.WriteError(w, r, log, err) })(api.Handler(a.Routes(), log)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	st, err := agentsim.Run(ctx, agentsim.Options{Server: srv.URL, Hosts: 3, Rounds: 1, CheckInInterval: 10 * time.Millisecond,
+		AdminToken: bearer, PackagesFrom: "testdata/debian12-dpkg-status", Log: log})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st.Enrolled != 3 || st.Errors != 0 || st.InventoriesSent != 3 {
+		t.Errorf("stats = %+v; want 3 enrolled with their inventories, no errors", st)
+	}
+	toks, err := svc.EnrollmentTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.State != fleet.TokenUsed || tk.CreatedBy != "admin" {
+			t.Errorf("token %s = %s by %q; want used, created by admin", tk.ID, tk.State, tk.CreatedBy)
+		}
 	}
 }
