@@ -81,6 +81,7 @@ func NewAptRepo(t testing.TB, versions ...string) *AptRepo {
 		"-o", "Dir::Etc::SourceParts=/dev/null",
 		"-o", "Dir::State::Lists=" + filepath.Join(dir, "lists"),
 		"-o", "Dir::Cache=" + filepath.Join(dir, "cache"),
+		"-o", "Dir::State::extended_states=" + filepath.Join(dir, "extended_states"),
 		"-o", "APT::Sandbox::User=root",
 	}
 	if v := InstalledVersion(t); v != "" {
