@@ -306,3 +306,69 @@ func TestEnrollOverTLSWithClinicCA(t *testing.T) {
 		t.Fatalf("enroll with ca_file: %v", err)
 	}
 }
+
+// recordingRunner records commands and succeeds.
+type recordingRunner struct {
+	mu  sync.Mutex
+	ran [][]string
+}
+
+func (r *recordingRunner) Run(_ context.Context, c agent.Command) agentapi.Step {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ran = append(r.ran, c.Argv)
+	return agentapi.Step{Name: c.Name, Command: c.Argv, OK: true}
+}
+
+// TestRebootOnceAfterReporting: a job that asked for a reboot is reported
+// first, then the reboot command runs exactly once, recorded beforehand so
+// the host coming back up does not reboot again.
+func TestRebootOnceAfterReporting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := agenttest.New("tok")
+		srv.NextCheckIn = time.Minute
+		hc := &http.Client{Transport: handlerTransport{srv.Handler()}}
+		cfg := agent.Defaults()
+		cfg.StateDir = t.TempDir()
+		cfg.RebootCommand = []string{"reboot-now"}
+		cfg.Window = &agent.WindowConfig{Name: "always", TimeZone: "UTC"}
+		for d := range 7 {
+			cfg.Window.Slots = append(cfg.Window.Slots, agent.SlotConfig{Day: d, Start: "00:00", End: "00:00"})
+		}
+		st := agent.StateDir{Dir: cfg.StateDir}
+		id, err := agent.Enroll(context.Background(), st, "http://patchward.test", "tok", agentapi.Facts{Hostname: "h"}, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := st.LoadKey()
+		client, _ := agent.NewClient("http://patchward.test", id.AgentID, key, hc, nil)
+		j, _ := agent.OpenJournal(st.JobsDir())
+		res := agentapi.JobResult{JobID: "job-kernel", Attempt: 1, Status: agentapi.StatusSucceeded}
+		if err := j.Put(agent.Entry{Job: agentapi.Job{ID: "job-kernel", Kind: agentapi.JobInstall, AllowReboot: true},
+			State: agent.JobFinished, Attempt: 1, Result: &res, RebootPending: true, Received: time.Now(), Updated: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		run := &recordingRunner{}
+		col := &fakeCollector{}
+		a, err := agent.New(cfg, id, client, j, col, agent.Unsupported{Manager: "dnf"}, run, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- a.Run(ctx) }()
+		time.Sleep(5 * time.Minute)
+		cancel()
+		<-done
+		if len(srv.Results()) != 1 {
+			t.Fatalf("%d results; want the job reported once", len(srv.Results()))
+		}
+		if len(run.ran) != 1 || run.ran[0][0] != "reboot-now" {
+			t.Fatalf("commands run: %v; want the reboot command once", run.ran)
+		}
+		e, _ := j.Get("job-kernel")
+		if !e.RebootDone || !e.Reported {
+			t.Errorf("journal after reboot: done=%v reported=%v", e.RebootDone, e.Reported)
+		}
+	})
+}
