@@ -139,9 +139,16 @@ type Agent struct {
 	InventoryAt     *time.Time `json:"inventory_at,omitempty"`
 	// FactsHash is the hash of the last stored facts, so an unchanged
 	// heartbeat costs no write.
-	FactsHash    string     `json:"-"`
-	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
-	RevokeReason string     `json:"revoke_reason,omitempty"`
+	FactsHash string `json:"-"`
+	// AssetRevision is the asset's revision after this agent last wrote
+	// it. AssetChanged is set on reading when the asset's revision differs:
+	// someone else (an admin, an import) changed it since, so its software
+	// may no longer be the list InventoryHash names, and the agent is asked
+	// for its inventory again.
+	AssetRevision int        `json:"-"`
+	AssetChanged  bool       `json:"-"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason  string     `json:"revoke_reason,omitempty"`
 }
 
 // AgentDetail is an agent with the facts and pending updates it last

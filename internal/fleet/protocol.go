@@ -129,7 +129,7 @@ func (s *Service) assetFor(ctx context.Context, tx Tx, actor audit.Actor, tok En
 			Before: b, After: af, Reason: "agent enrolled: " + why}); err != nil {
 			return "", err
 		}
-		ag.AssetID = a.ID
+		ag.AssetID, ag.AssetRevision = a.ID, a.Revision
 		return fmt.Sprintf("linked to existing asset %s (%s)", a.ID, why), nil
 	}
 	name, _, _ := strings.Cut(ag.Hostname, ".")
@@ -157,7 +157,7 @@ func (s *Service) assetFor(ctx context.Context, tx Tx, actor audit.Actor, tok En
 	if err := tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "asset.create", ObjectType: "asset", ObjectID: a.ID, After: a, Reason: "agent enrolled"}); err != nil {
 		return "", err
 	}
-	ag.AssetID = a.ID
+	ag.AssetID, ag.AssetRevision = a.ID, a.Revision
 	how := "created asset " + a.ID
 	if why != "" {
 		how += " (" + why + ")"
@@ -183,8 +183,13 @@ func (s *Service) CheckIn(ctx context.Context, ag Agent, protocol int, addr stri
 	}
 	now := s.now()
 	fh := factsHash(req.Facts, req.Pending)
-	newInventory := req.Inventory != nil && req.InventoryHash != ag.InventoryHash
+	// An asset someone else changed may no longer hold the software the
+	// stored hash names: the hash then counts as unknown.
 	stored := ag.InventoryHash
+	if ag.AssetChanged {
+		stored = ""
+	}
+	newInventory := req.Inventory != nil && req.InventoryHash != stored
 	if fh != ag.FactsHash || newInventory || len(req.Running) > 0 || protocol != ag.ProtocolVersion {
 		var err error
 		if stored, newInventory, err = s.applyCheckIn(ctx, ag.ID, protocol, addr, req, fh); err != nil {
@@ -236,7 +241,12 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 		}
 		assetChanged := false
 		agentBefore := ag
-		if fh != ag.FactsHash {
+		// stale: someone else changed the asset since this agent last wrote
+		// it. Its facts are applied again, and its inventory replaced even
+		// if the hash is the one stored, so the stored hash names the
+		// stored list again.
+		stale := asset.Revision != ag.AssetRevision
+		if fh != ag.FactsHash || stale {
 			old, err := tx.GetAgentDetail(ctx, ag.ID)
 			if err != nil {
 				return err
@@ -260,7 +270,7 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 			}
 			assetChanged = true
 		}
-		if req.Inventory != nil && req.InventoryHash != ag.InventoryHash {
+		if req.Inventory != nil && (req.InventoryHash != ag.InventoryHash || stale) {
 			old, err := tx.AssetSoftware(ctx, asset.ID)
 			if err != nil {
 				return err
@@ -275,7 +285,7 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 				return err
 			}
 			ag.InventoryHash, ag.InventoryAt = req.InventoryHash, &now
-			assetChanged, replaced = true, true
+			assetChanged, replaced, stale = true, true, false
 		}
 		if assetChanged {
 			asset.LastSeenAt = &now
@@ -283,6 +293,9 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 			asset.UpdatedAt = now
 			if err := tx.UpdateAssetObserved(ctx, &asset); err != nil {
 				return err
+			}
+			if !stale {
+				ag.AssetRevision = asset.Revision
 			}
 		}
 		for _, id := range req.Running {
@@ -297,6 +310,9 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 			}
 		}
 		hash = ag.InventoryHash
+		if stale {
+			hash = "" // still unknown: ask for the inventory
+		}
 		return nil
 	})
 	return hash, replaced, err
@@ -304,7 +320,8 @@ func (s *Service) applyCheckIn(ctx context.Context, agentID string, protocol int
 
 func agentChanged(a, b Agent) bool {
 	return a.Hostname != b.Hostname || a.AgentVersion != b.AgentVersion || a.OSID != b.OSID ||
-		a.FactsHash != b.FactsHash || a.InventoryHash != b.InventoryHash || a.ProtocolVersion != b.ProtocolVersion
+		a.FactsHash != b.FactsHash || a.InventoryHash != b.InventoryHash || a.ProtocolVersion != b.ProtocolVersion ||
+		a.AssetRevision != b.AssetRevision
 }
 
 // markRunning moves a job the agent says it is running from queued or
@@ -465,6 +482,16 @@ func (s *Service) markPatched(ctx context.Context, tx Tx, actor audit.Actor, j J
 	a.LastPatchedAt, a.Revision, a.UpdatedAt = &now, a.Revision+1, now
 	if err := tx.UpdateAssetObserved(ctx, &a); err != nil {
 		return err
+	}
+	// This change is the agent's own: keep its view of the asset current,
+	// unless someone else had changed the asset before.
+	if ag, err := tx.LockAgent(ctx, j.AgentID); err != nil {
+		return err
+	} else if ag.AssetID == a.ID && ag.AssetRevision == a.Revision-1 {
+		ag.AssetRevision = a.Revision
+		if err := tx.UpdateAgent(ctx, &ag); err != nil {
+			return err
+		}
 	}
 	return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "asset.patched", ObjectType: "asset", ObjectID: a.ID,
 		Before: map[string]any{"last_patched_at": before}, After: map[string]any{"last_patched_at": now, "job_id": j.ID}})

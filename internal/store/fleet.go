@@ -41,7 +41,7 @@ func (s *fleetStore) prepared(ctx context.Context) (getAgent, hasDueJob *sql.Stm
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.getAgent == nil {
-		if s.getAgent, err = s.db.r.PrepareContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`); err != nil {
+		if s.getAgent, err = s.db.r.PrepareContext(ctx, agentSelect+` WHERE g.id = $1`); err != nil {
 			s.getAgent = nil
 			return nil, nil, fmt.Errorf("prepare agent lookup: %w", translate(err))
 		}
@@ -199,26 +199,33 @@ func oneRow(res sql.Result, what, id string) error {
 // ---- agents ----
 
 const agentCols = `id, asset_id, public_key, hostname, os_id, agent_version, protocol_version, token_id,
-	enrolled_at, last_checkin, inventory_hash, inventory_at, facts_hash, revoked_at, revoke_reason`
+	enrolled_at, last_checkin, inventory_hash, inventory_at, facts_hash, asset_revision, revoked_at, revoke_reason`
+
+// agentSelect reads agents with their asset's current revision, so a
+// change someone else made to the asset is noticed on the same read.
+var agentSelect = `SELECT ` + prefixCols("g.", agentCols) + `, COALESCE(s.revision, 0) FROM agents g LEFT JOIN assets s ON s.id = g.asset_id`
 
 func scanAgent(r rowScanner, extra ...any) (fleet.Agent, error) {
 	var (
 		a                         fleet.Agent
 		asset                     sql.NullString
 		checkin, invAt, revokedAt sql.NullTime
+		current                   int
 	)
 	dest := append([]any{&a.ID, &asset, &a.PublicKey, &a.Hostname, &a.OSID, &a.AgentVersion, &a.ProtocolVersion,
-		&a.TokenID, &a.EnrolledAt, &checkin, &a.InventoryHash, &invAt, &a.FactsHash, &revokedAt, &a.RevokeReason}, extra...)
+		&a.TokenID, &a.EnrolledAt, &checkin, &a.InventoryHash, &invAt, &a.FactsHash, &a.AssetRevision, &revokedAt,
+		&a.RevokeReason, &current}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return a, err
 	}
 	a.AssetID, a.EnrolledAt = asset.String, a.EnrolledAt.UTC()
 	a.LastCheckIn, a.InventoryAt, a.RevokedAt = timePtr(checkin), timePtr(invAt), timePtr(revokedAt)
+	a.AssetChanged = a.AssetID != "" && current != a.AssetRevision
 	return a, nil
 }
 
 func (r fleetReader) GetAgent(ctx context.Context, id string) (fleet.Agent, error) {
-	a, err := scanAgent(r.q.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	a, err := scanAgent(r.q.QueryRowContext(ctx, agentSelect+` WHERE g.id = $1`, id))
 	return a, notFoundOrNil(err, "agent", id)
 }
 
@@ -227,8 +234,8 @@ func (r fleetReader) GetAgentDetail(ctx context.Context, id string) (fleet.Agent
 		facts, pending sql.NullString
 		at             sql.NullTime
 	)
-	q := `SELECT ` + prefixCols("g.", agentCols) + `, f.facts_json, f.pending_json, f.reported_at
-		FROM agents g LEFT JOIN agent_facts f ON f.agent_id = g.id WHERE g.id = $1`
+	q := `SELECT ` + prefixCols("g.", agentCols) + `, COALESCE(s.revision, 0), f.facts_json, f.pending_json, f.reported_at
+		FROM agents g LEFT JOIN assets s ON s.id = g.asset_id LEFT JOIN agent_facts f ON f.agent_id = g.id WHERE g.id = $1`
 	a, err := scanAgent(r.q.QueryRowContext(ctx, q, id), &facts, &pending, &at)
 	if err != nil {
 		return fleet.AgentDetail{}, notFound(err, "agent", id)
@@ -266,13 +273,13 @@ func (r fleetReader) ListAgents(ctx context.Context, f fleet.AgentFilter) (fleet
 	)
 	if f.AssetID != "" {
 		args = append(args, f.AssetID)
-		conds = append(conds, fmt.Sprintf("asset_id = $%d", len(args)))
+		conds = append(conds, fmt.Sprintf("g.asset_id = $%d", len(args)))
 	}
 	if f.Revoked != nil {
 		if *f.Revoked {
-			conds = append(conds, "revoked_at IS NOT NULL")
+			conds = append(conds, "g.revoked_at IS NOT NULL")
 		} else {
-			conds = append(conds, "revoked_at IS NULL")
+			conds = append(conds, "g.revoked_at IS NULL")
 		}
 	}
 	where := ""
@@ -280,11 +287,11 @@ func (r fleetReader) ListAgents(ctx context.Context, f fleet.AgentFilter) (fleet
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
 	page := fleet.AgentPage{Agents: []fleet.Agent{}, Limit: f.Limit, Offset: f.Offset}
-	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM agents`+where, args...).Scan(&page.Total); err != nil {
+	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM agents g`+where, args...).Scan(&page.Total); err != nil {
 		return page, fmt.Errorf("count agents: %w", translate(err))
 	}
 	n := len(args)
-	rows, err := r.q.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM agents%s ORDER BY enrolled_at DESC, id DESC LIMIT $%d OFFSET $%d`, agentCols, where, n+1, n+2),
+	rows, err := r.q.QueryContext(ctx, fmt.Sprintf(`%s%s ORDER BY g.enrolled_at DESC, g.id DESC LIMIT $%d OFFSET $%d`, agentSelect, where, n+1, n+2),
 		append(args, f.Limit, f.Offset)...)
 	if err != nil {
 		return page, fmt.Errorf("list agents: %w", translate(err))
@@ -301,18 +308,22 @@ func (r fleetReader) ListAgents(ctx context.Context, f fleet.AgentFilter) (fleet
 }
 
 func (t fleetTx) LockAgent(ctx context.Context, id string) (fleet.Agent, error) {
-	a, err := scanAgent(t.tx.QueryRowContext(ctx, t.forUpdate(`SELECT `+agentCols+` FROM agents WHERE id = $1`), id))
+	q := agentSelect + ` WHERE g.id = $1`
+	if t.db.engine == Postgres {
+		q += ` FOR UPDATE OF g` // not the asset: it is only compared
+	}
+	a, err := scanAgent(t.tx.QueryRowContext(ctx, q, id))
 	return a, notFoundOrNil(err, "agent", id)
 }
 
 func agentArgs(a *fleet.Agent) []any {
 	return []any{a.ID, nullStr(a.AssetID), a.PublicKey, a.Hostname, a.OSID, a.AgentVersion, a.ProtocolVersion,
 		a.TokenID, a.EnrolledAt.UTC(), nullTime(a.LastCheckIn), a.InventoryHash, nullTime(a.InventoryAt),
-		a.FactsHash, nullTime(a.RevokedAt), a.RevokeReason}
+		a.FactsHash, a.AssetRevision, nullTime(a.RevokedAt), a.RevokeReason}
 }
 
 func (t fleetTx) InsertAgent(ctx context.Context, a *fleet.Agent) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, agentArgs(a)...)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, agentArgs(a)...)
 	if err != nil {
 		return fmt.Errorf("insert agent: %w", translate(err))
 	}
@@ -322,9 +333,10 @@ func (t fleetTx) InsertAgent(ctx context.Context, a *fleet.Agent) error {
 // UpdateAgent leaves last_checkin alone: only Touch moves it, forwards.
 func (t fleetTx) UpdateAgent(ctx context.Context, a *fleet.Agent) error {
 	res, err := t.tx.ExecContext(ctx, `UPDATE agents SET asset_id = $2, hostname = $3, os_id = $4, agent_version = $5,
-		protocol_version = $6, inventory_hash = $7, inventory_at = $8, facts_hash = $9, revoked_at = $10, revoke_reason = $11
+		protocol_version = $6, inventory_hash = $7, inventory_at = $8, facts_hash = $9, asset_revision = $10,
+		revoked_at = $11, revoke_reason = $12
 		WHERE id = $1`, a.ID, nullStr(a.AssetID), a.Hostname, a.OSID, a.AgentVersion, a.ProtocolVersion,
-		a.InventoryHash, nullTime(a.InventoryAt), a.FactsHash, nullTime(a.RevokedAt), a.RevokeReason)
+		a.InventoryHash, nullTime(a.InventoryAt), a.FactsHash, a.AssetRevision, nullTime(a.RevokedAt), a.RevokeReason)
 	if err != nil {
 		return fmt.Errorf("update agent: %w", translate(err))
 	}

@@ -318,6 +318,33 @@ func TestFleetCheckIn(t *testing.T) {
 			t.Errorf("heartbeats wrote audit entries: %v", got)
 		}
 
+		// An admin saves the asset through the API without its software.
+		// The stored hash no longer names the stored list, so the agent is
+		// asked for its inventory, which is stored even though its hash is
+		// the one already known; then all is quiet again.
+		edit := a2
+		edit.Software, edit.Location = nil, "Ward 3"
+		if _, err := inv.UpdateAsset(ctx, admin, ag.AssetID, edit); err != nil {
+			t.Fatal(err)
+		}
+		cur, _ := svc.Authenticate(ctx, ag.ID)
+		if resp, err = svc.CheckIn(ctx, cur, 1, "", hb); err != nil || !resp.InventoryWanted {
+			t.Fatalf("check-in after an admin edit = %+v, %v; want the inventory asked for", resp, err)
+		}
+		withInv := hb
+		withInv.Inventory = pkgs
+		if resp, err = svc.CheckIn(ctx, cur, 1, "", withInv); err != nil || resp.InventoryWanted {
+			t.Fatalf("check-in with the inventory = %+v, %v; want it acknowledged", resp, err)
+		}
+		a3, _ := inv.Asset(ctx, ag.AssetID)
+		if len(a3.Software) != 2 || a3.Location != "Ward 3" {
+			t.Errorf("after re-sync: %d packages, location %q; want 2, the admin's Ward 3", len(a3.Software), a3.Location)
+		}
+		cur, _ = svc.Authenticate(ctx, ag.ID)
+		if resp, err = svc.CheckIn(ctx, cur, 1, "", hb); err != nil || resp.InventoryWanted || cur.AssetChanged {
+			t.Errorf("heartbeat after re-sync = %+v, %v (changed %v); want quiet", resp, err, cur.AssetChanged)
+		}
+
 		// A revoked agent is refused.
 		if err := svc.RevokeAgent(ctx, admin, ag.ID, "stolen laptop"); err != nil {
 			t.Fatal(err)
@@ -424,6 +451,9 @@ func TestFleetJobs(t *testing.T) {
 		asset, _ := inv.Asset(ctx, ag.AssetID)
 		if asset.LastPatchedAt == nil {
 			t.Error("a succeeded install did not set the asset's last_patched_at")
+		}
+		if cur, _ := svc.Authenticate(ctx, ag.ID); cur.AssetChanged {
+			t.Error("the agent's own last_patched_at write made its asset look changed by someone else")
 		}
 
 		// Cancelling: a queued job can be cancelled, a finished one not;

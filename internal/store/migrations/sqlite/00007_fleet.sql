@@ -35,6 +35,10 @@ CREATE TABLE agents (
     inventory_hash   TEXT NOT NULL DEFAULT '',
     inventory_at     TIMESTAMP,
     facts_hash       TEXT NOT NULL DEFAULT '',
+    -- the asset's revision after this agent last wrote it: a different
+    -- revision means someone else changed the asset (an admin, an import),
+    -- and the agent is asked for its inventory again
+    asset_revision   INTEGER NOT NULL DEFAULT 0,
     revoked_at       TIMESTAMP,
     revoke_reason    TEXT NOT NULL DEFAULT ''
 );
