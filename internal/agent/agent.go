@@ -173,7 +173,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) nextBackoff(prev time.Duration, err error) time.Duration {
 	var he *HTTPError
 	if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
-		a.log().Error("the server refuses this agent's credential (revoked or unknown); re-enroll to recover", "status", he.Status)
+		// Revoked, unknown, or a host clock more than agentapi.MaxClockSkew
+		// off: the server's message says which.
+		a.log().Error("the server refuses this agent's requests; if it was revoked, re-enroll", "status", he.Status, "reason", he.Message)
 		return revokedDelay
 	}
 	next := prev * 2
