@@ -245,7 +245,7 @@ const (
 	maxShort    = 200
 	maxLong     = 4000
 	maxTags     = 50
-	maxSoftware = 20000
+	maxSoftware = 50000
 )
 
 var (
