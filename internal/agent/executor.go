@@ -142,9 +142,7 @@ func (e *Executor) run(ctx context.Context, entry Entry) (Entry, error) {
 	if reason != "" {
 		return e.finish(entry, agentapi.StatusFailed, reason+"; nothing was changed", prev)
 	}
-	for i := range entry.Job.Packages {
-		entry.Job.Packages[i].PreviousVersion = prev[entry.Job.Packages[i].Name]
-	}
+	entry.Targets = targets
 	if err := e.save(&entry); err != nil {
 		return entry, err
 	}
@@ -300,9 +298,12 @@ func (e *Executor) Resume(ctx context.Context, entry Entry) (Entry, error) {
 		cur, _ := e.installed(ctx, &entry, false)
 		return e.finish(entry, agentapi.StatusFailed, "interrupted before the package manager ran; nothing was changed", cur)
 	}
-	targets, reason := e.targets(entry)
-	if reason != "" {
-		return e.finish(entry, agentapi.StatusFailed, "interrupted: "+reason, entry.Previous)
+	targets := entry.Targets
+	if targets == nil {
+		var reason string
+		if targets, reason = e.targets(entry); reason != "" {
+			return e.finish(entry, agentapi.StatusFailed, "interrupted: "+reason, entry.Previous)
+		}
 	}
 	cur, err := e.installed(ctx, &entry, false)
 	if err != nil {

@@ -330,3 +330,28 @@ func TestInstallFailureThatChangedNothingIsFailedNotRolledBack(t *testing.T) {
 		t.Fatalf("status %s (%s), applies %d; want failed, nothing changed, one apply", e.Result.Status, e.Result.Reason, len(f.pm.applied))
 	}
 }
+
+// TestResumeRollbackJobKeepsItsTarget: a rollback job interrupted after
+// it recorded its plan resumes towards the version it resolved, not the
+// one that was installed when it started.
+func TestResumeRollbackJobKeepsItsTarget(t *testing.T) {
+	f := newExec(t, insideNY)
+	if e, _ := f.e.Execute(context.Background(), upgrade("j1")); e.Result.Status != agentapi.StatusSucceeded {
+		t.Fatal(e.Result.Reason)
+	}
+	rb := agentapi.Job{ID: "j2", ChangeID: "chg", Kind: agentapi.JobRollback, Packages: []agentapi.JobPackage{{Name: "openssl"}}}
+	e, _ := f.e.Execute(context.Background(), rb)
+	if e.Result.Status != agentapi.StatusSucceeded {
+		t.Fatal(e.Result.Reason)
+	}
+	// Replay the rollback as if the agent had died right after applying.
+	e.State, e.Result, e.Steps = JobRunning, nil, nil
+	e.Job.ID = "j3"
+	if err := f.e.Journal.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.e.Execute(context.Background(), e.Job)
+	if got.Result.Status != agentapi.StatusSucceeded || f.pm.versions["openssl"] != "3.0.11-1" {
+		t.Fatalf("resumed rollback: %s (%s), version %s; want succeeded at 3.0.11-1", got.Result.Status, got.Result.Reason, f.pm.versions["openssl"])
+	}
+}

@@ -43,6 +43,9 @@ type Entry struct {
 	// Previous holds the versions installed before the change ("" = not
 	// installed), recorded before the package manager runs.
 	Previous map[string]string `json:"previous,omitempty"`
+	// Targets are the resolved versions the job sets, recorded with
+	// Previous (a rollback job may leave them to the agent to find).
+	Targets []agentapi.JobPackage `json:"targets,omitempty"`
 	// Steps so far, so a crash report still shows what ran.
 	Steps  []agentapi.Step     `json:"steps,omitempty"`
 	Result *agentapi.JobResult `json:"result,omitempty"`
