@@ -57,7 +57,7 @@ type AptRepo struct {
 // different packages never run at the same time.
 func NewAptRepo(t testing.TB, versions ...string) *AptRepo {
 	t.Helper()
-	lockHost(t)
+	LockHost(t)
 	dir := t.TempDir()
 	r := &AptRepo{Dir: dir, Debs: map[string]string{}}
 	repo := filepath.Join(dir, "repo")
@@ -96,11 +96,11 @@ func NewAptRepo(t testing.TB, versions ...string) *AptRepo {
 	return r
 }
 
-// lockHost serialises the real-apt tests of every package's test binary
+// LockHost serialises the real-apt and real-dpkg tests of every package's test binary
 // (go test runs packages in parallel): they share one dpkg database and
 // one test package name. The lock is released when the test ends, after
 // its purge.
-func lockHost(t testing.TB) {
+func LockHost(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "patchward-e2e-apt.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
