@@ -95,7 +95,17 @@ func TestIdleFootprint(t *testing.T) {
 	if out, err := agentCmd(ctx, "-config", cfgPath, "enroll", "--server", hs.URL, "--token", "tok-idle").CombinedOutput(); err == nil {
 		t.Fatalf("second enroll succeeded: %s", out)
 	}
-	cmd := agentCmd(ctx, "-config", cfgPath, "-log-level", "warn", "run")
+	// Measure the binary that ships, not this test binary: the tests link
+	// the server (for the real-server end-to-end test), which would count
+	// against the agent's memory.
+	bin := os.Getenv("PATCHWARD_AGENT_BIN")
+	if bin == "" {
+		bin = filepath.Join(dir, "patchward-agent")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build the agent: %v\n%s", err, out)
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, "-config", cfgPath, "-log-level", "warn", "run")
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
