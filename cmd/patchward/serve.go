@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -221,6 +222,9 @@ func seedDemo(ctx context.Context, a *app, cmd *cobra.Command) error {
 	}
 	if n > 0 {
 		fmt.Fprintf(cmd.OutOrStdout(), "Seeded the demo clinic: %d assets.\n", n)
+		if err := a.importDemoFeeds(ctx); err != nil {
+			return err
+		}
 	}
 	pw, created, err := a.accounts.EnsureAdmin(ctx, audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}, "admin")
 	if err != nil {
@@ -327,4 +331,31 @@ func (r rematch) InventoryChanged(ctx context.Context, assetID string) {
 	if _, err := r.findings.EvaluateHost(ctx, assetID); err != nil && !errors.Is(err, errs.ErrConflict) {
 		r.log.ErrorContext(ctx, "re-matching an agent's new inventory failed", "asset", assetID, "err", err)
 	}
+}
+
+// importDemoFeeds syncs the demo's real advisory files as local feeds, the
+// way an air-gapped clinic imports files, so findings appear on first run.
+func (a *app) importDemoFeeds(ctx context.Context) error {
+	dfs, err := demo.Feeds()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "patchward-demo-feeds")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	actor := audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}
+	for _, df := range dfs {
+		path := filepath.Join(dir, df.File)
+		if err := os.WriteFile(path, df.Data, 0o600); err != nil {
+			return err
+		}
+		fd := feeds.Feed{Name: df.Name, Kind: feeds.Kind(df.Kind), Path: path, Interval: feeds.DefaultInterval,
+			Timeout: feeds.DefaultTimeout, MaxBytes: feeds.DefaultMaxBytes}
+		if _, err := a.feeds.Sync(ctx, actor, fd, feeds.SyncOptions{}); err != nil {
+			return fmt.Errorf("import demo advisories: %w", err)
+		}
+	}
+	return nil
 }

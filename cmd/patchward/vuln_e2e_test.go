@@ -68,8 +68,18 @@ func TestVulnerabilityEndToEnd(t *testing.T) {
 			}
 			var feedsStatus []map[string]any
 			c.json("GET", "/api/v1/feeds", nil, &feedsStatus, 200)
-			if len(feedsStatus) != 1 || feedsStatus[0]["feed"] != "maven-osv" {
-				t.Errorf("feed status = %v; want maven-osv", feedsStatus)
+			names := map[any]bool{}
+			for _, st := range feedsStatus {
+				names[st["feed"]] = true
+			}
+			if !names["maven-osv"] || !names["demo-cisa-icsma"] {
+				t.Errorf("feed status = %v; want maven-osv and the demo's ICSMA feed", feedsStatus)
+			}
+			// The demo's infusion pumps carry the real BD Alaris ICSMA's findings.
+			var pumps pwmatch.FindingPage
+			c.json("GET", "/api/v1/findings?vuln=CVE-2023-30559&limit=10", nil, &pumps, 200)
+			if pumps.Total != 2 || pumps.Findings[0].Source != "csaf" {
+				t.Errorf("CVE-2023-30559 findings = %d; want both demo pumps, from CSAF", pumps.Total)
 			}
 			var adv map[string]any
 			c.json("GET", "/api/v1/advisories/CVE-2021-38555", nil, &adv, 200)

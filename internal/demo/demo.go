@@ -7,6 +7,7 @@ package demo
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"time"
 
@@ -20,6 +21,27 @@ type Inventory interface {
 	CreateSite(ctx context.Context, actor audit.Actor, s inventory.Site) (inventory.Site, error)
 	CreateGroup(ctx context.Context, actor audit.Actor, g inventory.Group) (inventory.Group, error)
 	CreateAsset(ctx context.Context, actor audit.Actor, a inventory.Asset) (inventory.Asset, error)
+}
+
+//go:embed feeds/*.json
+var feedFiles embed.FS
+
+// Feed is a real advisory document the demo imports as a local feed.
+type Feed struct {
+	Name string // feed name
+	Kind string // feed kind: osv, nvd, kev, epss, csaf
+	File string // file name
+	Data []byte
+}
+
+// Feeds returns the demo's advisory files: CISA's real ICS medical advisory
+// for the BD Alaris infusion system, which the demo's pumps run.
+func Feeds() ([]Feed, error) {
+	b, err := feedFiles.ReadFile("feeds/icsma-23-194-01.json")
+	if err != nil {
+		return nil, fmt.Errorf("demo feeds: %w", err)
+	}
+	return []Feed{{Name: "demo-cisa-icsma", Kind: "csaf", File: "icsma-23-194-01.json", Data: b}}, nil
 }
 
 // Seed adds the demo clinic unless the inventory already has assets, and
@@ -200,14 +222,16 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			SupportStatus: inventory.SupportSupported, EndOfSupport: date(2027, 12, 31), LastPatchedAt: seen(120), PendingUpdates: 8,
 			PurchaseRef: "PO-2018-0501", PurchasedAt: date(2018, 2, 5), LastSeenAt: seen(0), Source: inventory.SourceDemo,
 			Tags: []string{"dicom", "modality"}},
-		{Name: "Infusion pump 01", Type: inventory.TypeIoMT, Make: "BD", Model: "Alaris 8015 PC Unit", Serial: "8015-1100234",
+		{Name: "Infusion pump 01", Type: inventory.TypeIoMT, Make: "Becton, Dickinson and Company (BD)",
+			Model: "BD Alaris Point-of-Care Unit (PCU) Model 8015", Serial: "8015-1100234",
 			AssetTag: "RC-0401", FirmwareVersion: "12.1.2", IPAddresses: []string{"10.10.50.11"}, SiteID: clinic, Location: "Infusion suite",
 			NetworkZone: "Medical device VLAN 50", Exposure: inventory.ExposureClinicalVLAN, BusinessOwner: "Nursing Supervisor",
 			TechnicalOwner: "Biomedical engineering", HandlesPHI: false, DataClass: inventory.ClassConfidential, Criticality: inventory.LevelCritical,
 			SafetyImpact: inventory.SafetyDirect, RegulatedDevice: true, Restriction: inventory.RestrictionVendorOnly,
 			PatchSource: "BD service", SupportStatus: inventory.SupportSupported, EndOfSupport: date(2030, 6, 30),
 			PurchaseRef: "PO-2022-0610", PurchasedAt: date(2022, 10, 11), LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"infusion"}},
-		{Name: "Infusion pump 02", Type: inventory.TypeIoMT, Make: "BD", Model: "Alaris 8015 PC Unit", Serial: "8015-1100235",
+		{Name: "Infusion pump 02", Type: inventory.TypeIoMT, Make: "Becton, Dickinson and Company (BD)",
+			Model: "BD Alaris Point-of-Care Unit (PCU) Model 8015", Serial: "8015-1100235",
 			AssetTag: "RC-0402", FirmwareVersion: "9.19.2", IPAddresses: []string{"10.10.50.12"}, SiteID: clinic, Location: "Infusion suite",
 			NetworkZone: "Medical device VLAN 50", Exposure: inventory.ExposureClinicalVLAN, BusinessOwner: "Nursing Supervisor",
 			TechnicalOwner: "Biomedical engineering", DataClass: inventory.ClassConfidential, Criticality: inventory.LevelCritical,
