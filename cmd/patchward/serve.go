@@ -95,7 +95,8 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.findings = pwmatch.NewService(db.Findings(), nil)
 	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
 	a.feeds = feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
-	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log}})
+	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log},
+		Windows: fleet.NewAssetWindows(a.inventory, 0, nil)})
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},

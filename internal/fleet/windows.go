@@ -1,0 +1,130 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchward/patchward/internal/agentapi"
+	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/inventory"
+)
+
+var weekdays = map[string][]int{
+	"sun": {0}, "mon": {1}, "tue": {2}, "wed": {3}, "thu": {4}, "fri": {5}, "sat": {6},
+	"daily": {0, 1, 2, 3, 4, 5, 6}, "weekdays": {1, 2, 3, 4, 5}, "weekends": {0, 6},
+}
+
+// ParseWindowRef reads an asset's maintenance window reference in the
+// compact form the inventory uses — "sun-0200-0500", "daily-1900-2100",
+// "weekdays-2200-2330", or "sat-2200-sun-0200" for a window across midnight
+// — into the weekly window an agent enforces, in time zone tz. A reference
+// in another form (a named window such as "quarterly-vendor", to be defined
+// by policy) is reported as Unsupported, so the agent keeps its own.
+func ParseWindowRef(ref, tz string) (*agentapi.Window, error) {
+	parts := strings.Split(strings.ToLower(strings.TrimSpace(ref)), "-")
+	w := &agentapi.Window{Name: ref, TimeZone: tz}
+	hhmm := func(s string) (string, bool) {
+		if len(s) != 4 || strings.Trim(s, "0123456789") != "" || s[:2] > "23" || s[2:] > "59" {
+			return "", false
+		}
+		return s[:2] + ":" + s[2:], true
+	}
+	switch len(parts) {
+	case 3:
+		days, ok := weekdays[parts[0]]
+		start, ok1 := hhmm(parts[1])
+		end, ok2 := hhmm(parts[2])
+		if !ok || !ok1 || !ok2 || start == end {
+			break
+		}
+		for _, d := range days {
+			w.Slots = append(w.Slots, agentapi.Slot{Day: d, Start: start, End: end})
+		}
+		return w, nil
+	case 4:
+		d1, ok := weekdays[parts[0]]
+		d2, okd := weekdays[parts[2]]
+		start, ok1 := hhmm(parts[1])
+		end, ok2 := hhmm(parts[3])
+		if !ok || !okd || !ok1 || !ok2 || len(d1) != 1 || len(d2) != 1 || d2[0] != (d1[0]+1)%7 || end >= start {
+			break
+		}
+		// A slot whose end is before its start runs past midnight.
+		w.Slots = []agentapi.Slot{{Day: d1[0], Start: start, End: end}}
+		return w, nil
+	}
+	return nil, errs.E(errs.Unsupported, "maintenance window %q is not of the form day-HHMM-HHMM or day-HHMM-nextday-HHMM", ref)
+}
+
+// AssetReader is what AssetWindows reads from the inventory.
+type AssetReader interface {
+	Asset(ctx context.Context, id string) (inventory.Asset, error)
+	Site(ctx context.Context, id string) (inventory.Site, error)
+}
+
+// AssetWindows is the WindowSource that tells each agent the maintenance
+// window recorded on its asset, in its site's time zone. Check-ins are the
+// hot path, so answers are cached for a few minutes: a changed window
+// reaches the agent at its next check-in after that.
+type AssetWindows struct {
+	inv AssetReader
+	ttl time.Duration
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedWindow
+}
+
+type cachedWindow struct {
+	w   *agentapi.Window
+	exp time.Time
+}
+
+// NewAssetWindows returns an AssetWindows over inv caching for ttl (five
+// minutes if zero).
+func NewAssetWindows(inv AssetReader, ttl time.Duration, now func() time.Time) *AssetWindows {
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &AssetWindows{inv: inv, ttl: ttl, now: now, cache: map[string]cachedWindow{}}
+}
+
+// Window returns the asset's window, or nil when it has none the agent
+// could enforce.
+func (aw *AssetWindows) Window(ctx context.Context, assetID string) (*agentapi.Window, error) {
+	now := aw.now()
+	aw.mu.Lock()
+	c, ok := aw.cache[assetID]
+	aw.mu.Unlock()
+	if ok && now.Before(c.exp) {
+		return c.w, nil
+	}
+	a, err := aw.inv.Asset(ctx, assetID)
+	if errors.Is(err, errs.ErrNotFound) {
+		return nil, nil // the agent is refused elsewhere; no window to give
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maintenance window of asset %s: %w", assetID, err)
+	}
+	var w *agentapi.Window
+	if a.MaintenanceWindow != "" {
+		tz := "UTC"
+		if a.SiteID != "" {
+			if s, err := aw.inv.Site(ctx, a.SiteID); err == nil {
+				tz = s.TimeZone
+			}
+		}
+		w, _ = ParseWindowRef(a.MaintenanceWindow, tz) // other forms: the agent keeps its own
+	}
+	aw.mu.Lock()
+	aw.cache[assetID] = cachedWindow{w: w, exp: now.Add(aw.ttl)}
+	aw.mu.Unlock()
+	return w, nil
+}
