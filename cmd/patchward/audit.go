@@ -174,23 +174,6 @@ func newAuditCheckpointCmd(g *globals) *cobra.Command {
 	}
 }
 
-// parseAuditTime reads an RFC 3339 time or a date. A date means the start of
-// that day in UTC, or with endOfDay the start of the next, so "--to
-// 2026-03-31" includes all of the 31st.
-func parseAuditTime(s string, endOfDay bool) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	d, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return time.Time{}, errs.E(errs.Invalid, "%q is neither an RFC 3339 time nor a date (YYYY-MM-DD)", s)
-	}
-	if endOfDay {
-		d = d.AddDate(0, 0, 1)
-	}
-	return d, nil
-}
-
 func newAuditExportCmd(g *globals) *cobra.Command {
 	var from, to, out string
 	cmd := &cobra.Command{
@@ -203,13 +186,13 @@ key. Times are RFC 3339 or dates (a --to date includes that whole day).
 An auditor checks it with "patchward audit verify-export FILE --pubkey KEY".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := parseAuditTime(from, false)
+			f, err := audit.ParseTime(from, false)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
 			t := time.Now().UTC().Add(time.Microsecond)
 			if to != "" {
-				if t, err = parseAuditTime(to, true); err != nil {
+				if t, err = audit.ParseTime(to, true); err != nil {
 					return fmt.Errorf("--to: %w", err)
 				}
 			}
@@ -347,12 +330,12 @@ func newAuditLogCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if from != "" {
-				if q.From, err = parseAuditTime(from, false); err != nil {
+				if q.From, err = audit.ParseTime(from, false); err != nil {
 					return fmt.Errorf("--from: %w", err)
 				}
 			}
 			if to != "" {
-				if q.To, err = parseAuditTime(to, true); err != nil {
+				if q.To, err = audit.ParseTime(to, true); err != nil {
 					return fmt.Errorf("--to: %w", err)
 				}
 			}

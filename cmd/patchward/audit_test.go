@@ -149,24 +149,3 @@ func TestAuditCLI(t *testing.T) {
 		t.Errorf("audit checkpoint(tampered) = %v; want exit 2 and nothing signed", err)
 	}
 }
-
-func TestParseAuditTime(t *testing.T) {
-	tests := []struct {
-		in       string
-		endOfDay bool
-		want     time.Time
-	}{
-		{"2026-03-31", false, time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)},
-		{"2026-03-31", true, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
-		{"2026-03-31T10:00:00+02:00", true, time.Date(2026, 3, 31, 8, 0, 0, 0, time.UTC)},
-	}
-	for _, tt := range tests {
-		got, err := parseAuditTime(tt.in, tt.endOfDay)
-		if err != nil || !got.Equal(tt.want) {
-			t.Errorf("parseAuditTime(%q, %v) = %v, %v; want %v", tt.in, tt.endOfDay, got, err, tt.want)
-		}
-	}
-	if _, err := parseAuditTime("yesterday", false); err == nil {
-		t.Errorf("parseAuditTime(yesterday) = nil error; want Invalid")
-	}
-}

@@ -336,7 +336,7 @@ func loadFeedDir(dir string, warn io.Writer) (*feedSet, error) {
 		return nil, errs.E(errs.Invalid, "no feed files found in %s", dir)
 	}
 	for _, a := range fset.advisories {
-		best, ok := bestSeverity(a.Severity)
+		best, ok := advisory.Headline(a.Severity)
 		if !ok {
 			continue
 		}
@@ -347,21 +347,4 @@ func loadFeedDir(dir string, warn io.Writer) (*feedSet, error) {
 		}
 	}
 	return fset, nil
-}
-
-// bestSeverity prefers CVSS v4, then v3, then v2, as the risk model
-// does, and the highest score within a version.
-func bestSeverity(ss []advisory.Severity) (advisory.Severity, bool) {
-	rank := map[string]int{advisory.CVSSv4: 3, advisory.CVSSv3: 2, advisory.CVSSv2: 1}
-	var best advisory.Severity
-	found := false
-	for _, s := range ss {
-		if s.Score <= 0 {
-			continue
-		}
-		if !found || rank[s.Type] > rank[best.Type] || (rank[s.Type] == rank[best.Type] && s.Score > best.Score) {
-			best, found = s, true
-		}
-	}
-	return best, found
 }

@@ -329,7 +329,7 @@ type rematch struct {
 }
 
 func (r rematch) InventoryChanged(ctx context.Context, assetID string) {
-	if _, err := r.findings.EvaluateHost(ctx, assetID); err != nil && !errors.Is(err, errs.ErrConflict) {
+	if _, err := r.findings.EvaluateHost(ctx, assetID); err != nil {
 		r.log.ErrorContext(ctx, "re-matching an agent's new inventory failed", "asset", assetID, "err", err)
 	}
 }

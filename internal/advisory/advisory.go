@@ -186,3 +186,21 @@ type EPSSSet struct {
 	ScoreDate    time.Time `json:"score_date"`
 	Scores       []EPSS    `json:"scores"`
 }
+
+// Headline picks the assessment that stands for a vulnerability's severity:
+// CVSS v4.0 when present, else v3.x, else v2, the highest score within a
+// version. Unscored entries are ignored.
+func Headline(ss []Severity) (Severity, bool) {
+	rank := map[string]int{CVSSv4: 3, CVSSv3: 2, CVSSv2: 1}
+	var best Severity
+	found := false
+	for _, s := range ss {
+		if s.Score <= 0 {
+			continue
+		}
+		if !found || rank[s.Type] > rank[best.Type] || (rank[s.Type] == rank[best.Type] && s.Score > best.Score) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}

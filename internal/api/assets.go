@@ -1,12 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
-	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 )
 
@@ -133,7 +131,7 @@ func (a *API) reevaluate(r *http.Request, assetID string) {
 	if a.Evaluator == nil {
 		return
 	}
-	if _, err := a.Evaluator.EvaluateHost(r.Context(), assetID); err != nil && !errors.Is(err, errs.ErrConflict) {
+	if _, err := a.Evaluator.EvaluateHost(r.Context(), assetID); err != nil {
 		a.Log.ErrorContext(r.Context(), "re-matching an edited asset failed", "asset", assetID, "err", err)
 	}
 }

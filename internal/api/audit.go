@@ -38,19 +38,17 @@ func (a *API) auditRoutes() []Route {
 	}
 }
 
-// parseWhen reads an RFC 3339 time or a date (midnight UTC).
+// parseWhen reads an optional time bound query parameter.
 func parseWhen(r *http.Request, name string) (time.Time, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+	t, err := audit.ParseTime(s, false)
+	if err != nil {
+		return time.Time{}, errs.E(errs.Invalid, "query parameter %s: %s", name, errs.Public(err))
 	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, errs.E(errs.Invalid, "query parameter %s: %q is not an RFC 3339 time or YYYY-MM-DD date", name, s)
+	return t, nil
 }
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 	"time"
+
+	"github.com/patchward/patchward/internal/errs"
 )
 
 // Checkpoint is a signed statement that the log had Size entries with the
@@ -77,4 +79,21 @@ type Page struct {
 	Total   int     `json:"total"`
 	Limit   int     `json:"limit"`
 	Offset  int     `json:"offset"`
+}
+
+// ParseTime reads a time bound given by a person: an RFC 3339 time, or a
+// date (YYYY-MM-DD) meaning the start of that day in UTC — or, with
+// endOfDay, the start of the next, so a "to" date includes the whole day.
+func ParseTime(s string, endOfDay bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, errs.E(errs.Invalid, "%q is neither an RFC 3339 time nor a date (YYYY-MM-DD)", s)
+	}
+	if endOfDay {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d, nil
 }

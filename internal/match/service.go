@@ -123,12 +123,15 @@ func (s *Service) requireIndex() (*Index, error) {
 }
 
 // EvaluateHost re-matches one asset, as after a new inventory from its agent
-// or a new SBOM: findings that disappeared are fixed, new ones open.
+// or a new SBOM: findings that disappeared are fixed, new ones open. Before
+// any advisory data is loaded it does nothing: the first index build
+// evaluates every host anyway, and the inventory change that triggered
+// this call is already committed.
 func (s *Service) EvaluateHost(ctx context.Context, assetID string) (Summary, error) {
 	var sum Summary
-	ix, err := s.requireIndex()
-	if err != nil {
-		return sum, err
+	ix := s.Index()
+	if ix == nil {
+		return sum, nil
 	}
 	inv, err := s.store.HostInventory(ctx, assetID)
 	if err != nil {
