@@ -233,13 +233,7 @@ func (c *content) parse(name string, data []byte, top bool) error {
 		if err != nil {
 			return errs.Wrap(errs.Invalid, err, "%s: %v", name, err)
 		}
-		if i, dup := c.byKey[r.Key]; dup {
-			c.dups++
-			c.recs[i] = r
-			continue
-		}
-		c.byKey[r.Key] = len(c.recs)
-		c.recs = append(c.recs, r)
+		c.dups += upsert(c.byKey, &c.recs, r.Key, r)
 	}
 	if pf.kev != nil {
 		if c.meta.KEVReleased == nil || pf.kev.Released.After(*c.meta.KEVReleased) {
@@ -249,13 +243,7 @@ func (c *content) parse(name string, data []byte, top bool) error {
 			if k.CVE == "" {
 				return errs.E(errs.Invalid, "%s: a KEV entry has no CVE ID", name)
 			}
-			if i, dup := c.kevAt[k.CVE]; dup {
-				c.dups++
-				c.kev[i] = k
-				continue
-			}
-			c.kevAt[k.CVE] = len(c.kev)
-			c.kev = append(c.kev, k)
+			c.dups += upsert(c.kevAt, &c.kev, k.CVE, k)
 		}
 	}
 	if pf.epss != nil {
@@ -266,13 +254,7 @@ func (c *content) parse(name string, data []byte, top bool) error {
 			if e.CVE == "" {
 				return errs.E(errs.Invalid, "%s: an EPSS row has no CVE ID", name)
 			}
-			if i, dup := c.epsAt[e.CVE]; dup {
-				c.dups++
-				c.epss[i] = e
-				continue
-			}
-			c.epsAt[e.CVE] = len(c.epss)
-			c.epss = append(c.epss, e)
+			c.dups += upsert(c.epsAt, &c.epss, e.CVE, e)
 		}
 	}
 	return nil
@@ -339,4 +321,16 @@ func cpeProduct(cpe string) string {
 		return parts[4]
 	}
 	return ""
+}
+
+// upsert appends v under key, or replaces the earlier value with that key
+// (the later file wins), and returns 1 for a duplicate, else 0.
+func upsert[K comparable, V any](at map[K]int, list *[]V, key K, v V) int {
+	if i, dup := at[key]; dup {
+		(*list)[i] = v
+		return 1
+	}
+	at[key] = len(*list)
+	*list = append(*list, v)
+	return 0
 }
