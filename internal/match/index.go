@@ -28,6 +28,10 @@ type Index struct {
 	entries map[Key][]entry
 	kev     map[string]advisory.KEV
 	epss    map[string]advisory.EPSS
+	// sev is the headline CVSS assessment per vulnerability ID, gathered
+	// from every advisory that scores it: a Debian record often carries no
+	// score while NVD's record of the same CVE does.
+	sev map[string]advisory.Severity
 	// fp fingerprints each key's entries and enrichment for Diff.
 	fp map[Key]uint64
 
@@ -131,7 +135,8 @@ func BuildIndex(ctx context.Context, src AdvisorySource) (*Index, error) {
 type indexBuilder struct{ ix *Index }
 
 func newIndexBuilder(kev map[string]advisory.KEV, epss map[string]advisory.EPSS) *indexBuilder {
-	return &indexBuilder{ix: &Index{entries: map[Key][]entry{}, kev: kev, epss: epss, cache: map[tupleKey][]Match{}}}
+	return &indexBuilder{ix: &Index{entries: map[Key][]entry{}, kev: kev, epss: epss,
+		sev: map[string]advisory.Severity{}, cache: map[tupleKey][]Match{}}}
 }
 
 func (b *indexBuilder) add(a *advisory.Advisory) {
@@ -142,6 +147,13 @@ func (b *indexBuilder) add(a *advisory.Advisory) {
 		return
 	}
 	info := newAdvInfo(a)
+	if h, ok := advisory.Headline(a.Severity); ok {
+		for _, id := range slices.Concat(info.vulns, info.others) {
+			if cur, ok := ix.sev[id]; !ok || headlineOf(cur, h) == h {
+				ix.sev[id] = h
+			}
+		}
+	}
 	var advIdx int32 = -1
 	for i := range a.Affected {
 		aff := &a.Affected[i]
@@ -382,7 +394,8 @@ func (ix *Index) fingerprint(es []entry) uint64 {
 			if _, ok := ix.kev[v]; ok {
 				kev = "kev"
 			}
-			w(v, kev, strconv.FormatFloat(ix.epss[v].Score, 'f', 2, 64))
+			sev := ix.sev[v]
+			w(v, kev, strconv.FormatFloat(ix.epss[v].Score, 'f', 2, 64), sev.Type, sev.Vector, strconv.FormatFloat(sev.Score, 'f', 1, 64))
 		}
 		a := e.aff
 		w(a.Ecosystem, a.Package, a.Vendor, a.PURL, a.CPE, strconv.FormatBool(a.Vulnerable), string(a.Status), a.Justification, a.Impact)
@@ -794,6 +807,45 @@ func (ix *Index) merge(t tupleKey, k Key, hits []hit) []Match {
 func later(eco, a, b string) bool {
 	c, err := CompareVersions(eco, a, b)
 	return err == nil && c > 0
+}
+
+func headlineOf(a, b advisory.Severity) advisory.Severity {
+	h, _ := advisory.Headline([]advisory.Severity{a, b})
+	return h
+}
+
+// Intel is what the feeds say about one vulnerability beyond which packages
+// it affects: its headline CVSS, its KEV entry and its EPSS score.
+type Intel struct {
+	CVSS *advisory.Severity
+	KEV  *advisory.KEV
+	EPSS *advisory.EPSS
+}
+
+// Intel looks up a vulnerability under its canonical ID and its aliases.
+// The headline CVSS is the best across them (v4 over v3.x over v2, then
+// the highest score); EPSS the highest probability.
+func (ix *Index) Intel(id string, aliases []string) Intel {
+	var in Intel
+	for _, a := range append([]string{id}, aliases...) {
+		if s, ok := ix.sev[a]; ok {
+			if in.CVSS == nil {
+				in.CVSS = &s
+			} else if h := headlineOf(*in.CVSS, s); h != *in.CVSS {
+				in.CVSS = &h
+			}
+		}
+		if !strings.HasPrefix(a, "CVE-") {
+			continue
+		}
+		if k, ok := ix.kev[a]; ok && in.KEV == nil {
+			in.KEV = &k
+		}
+		if e, ok := ix.epss[a]; ok && (in.EPSS == nil || e.Score > in.EPSS.Score) {
+			in.EPSS = &e
+		}
+	}
+	return in
 }
 
 // enrich looks up KEV and EPSS for a vulnerability under its canonical ID

@@ -289,3 +289,49 @@ func TestRealCSAF(t *testing.T) {
 		t.Errorf("Example Company ABC 4.2 = %v; want only CVE-2021-44228, VEX known_not_affected", abc)
 	}
 }
+
+func TestIntelAcrossAdvisories(t *testing.T) {
+	v3 := advisory.Severity{Type: advisory.CVSSv3, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Score: 9.8}
+	v4 := advisory.Severity{Type: advisory.CVSSv4, Vector: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", Score: 9.3}
+	advs := []advisory.Advisory{
+		// Debian's record scores nothing; NVD's record of the same CVE does.
+		{ID: "DSA-5000-1", Source: "osv", Aliases: []string{"CVE-2024-1111"}, Affected: []advisory.Affected{{Ecosystem: "Debian:12", Package: "openssl"}}},
+		{ID: "CVE-2024-1111", Source: "nvd", Severity: []advisory.Severity{v3}},
+		{ID: "GHSA-aaaa-bbbb-cccc", Source: "osv", Aliases: []string{"CVE-2024-2222"}, Severity: []advisory.Severity{v3}},
+		{ID: "CVE-2024-2222", Source: "nvd", Severity: []advisory.Severity{v4}},
+	}
+	kev := map[string]advisory.KEV{"CVE-2024-1111": {CVE: "CVE-2024-1111", KnownRansomware: true}}
+	epss := map[string]advisory.EPSS{"CVE-2024-1111": {CVE: "CVE-2024-1111", Score: 0.42, Percentile: 0.97}}
+	ix := NewIndex(advs, kev, epss)
+
+	tests := []struct {
+		id, alias string
+		wantCVSS  *advisory.Severity
+		wantKEV   bool
+		wantEPSS  float64
+	}{
+		{id: "CVE-2024-1111", alias: "DSA-5000-1", wantCVSS: &v3, wantKEV: true, wantEPSS: 0.42},
+		// v4 wins over v3 although its score is lower.
+		{id: "CVE-2024-2222", alias: "GHSA-aaaa-bbbb-cccc", wantCVSS: &v4},
+		{id: "CVE-2024-9999"},
+	}
+	for _, tc := range tests {
+		in := ix.Intel(tc.id, []string{tc.alias})
+		if diff := cmp.Diff(tc.wantCVSS, in.CVSS); diff != "" {
+			t.Errorf("Intel(%s).CVSS (-want +got):\n%s", tc.id, diff)
+		}
+		if got := in.KEV != nil; got != tc.wantKEV {
+			t.Errorf("Intel(%s).KEV listed = %v; want %v", tc.id, got, tc.wantKEV)
+		}
+		if tc.wantKEV && !in.KEV.KnownRansomware {
+			t.Errorf("Intel(%s).KEV lost the ransomware flag", tc.id)
+		}
+		var gotEPSS float64
+		if in.EPSS != nil {
+			gotEPSS = in.EPSS.Score
+		}
+		if gotEPSS != tc.wantEPSS {
+			t.Errorf("Intel(%s).EPSS = %v; want %v", tc.id, gotEPSS, tc.wantEPSS)
+		}
+	}
+}
