@@ -55,7 +55,14 @@ type Service struct {
 	store FindingsStore
 	now   func() time.Time
 	index atomic.Pointer[Index]
+	// changed hears of every asset whose findings changed, after commit.
+	changed func(assetID string)
 }
+
+// OnChange registers fn to hear of every asset whose findings changed,
+// after the change is committed (the risk engine re-scores them). Call it
+// before the service is used; fn must not block.
+func (s *Service) OnChange(fn func(assetID string)) { s.changed = fn }
 
 // NewService returns a Service on store using now as its clock.
 func NewService(store FindingsStore, now func() time.Time) *Service {
@@ -264,6 +271,9 @@ func (s *Service) reconcileHost(ctx context.Context, assetID string, ms []Match,
 		}
 		return nil
 	})
+	if err == nil && len(c.Changes) > 0 && s.changed != nil {
+		s.changed(assetID)
+	}
 	return c, err
 }
 
