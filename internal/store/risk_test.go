@@ -136,7 +136,7 @@ func TestRiskRecordsConformance(t *testing.T) {
 		full := fullRecord(f1)
 		// A clock not started: no fix yet, no due date, no pointers.
 		bare := risk.Record{FindingID: f2.ID, AssetID: f2.AssetID, VulnID: f2.VulnID, Status: risk.StatusOpen,
-			Assessment: risk.Assessment{Mode: policy.ModeScore, Score: 12, Tier: "low", Rank: 3, Factors: []risk.Factor{}},
+			Assessment:    risk.Assessment{Mode: policy.ModeScore, Score: 12, Tier: "low", Rank: 3, Factors: []risk.Factor{}},
 			PolicyVersion: 1, FirstSeen: f2.FirstSeen, ClockBasis: basisAwaitingFix, ComputedAt: riskT0}
 		putRecords(t, db, full, bare)
 		for _, want := range []risk.Record{full, bare} {
