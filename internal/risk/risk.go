@@ -79,6 +79,9 @@ const (
 	// SLAMet and SLAMissed are for remediated findings.
 	SLAMet    = "met"
 	SLAMissed = "missed"
+	// SLAAwaitingFix findings have no clock yet: the policy starts clocks
+	// when a fix is available and none is known.
+	SLAAwaitingFix = "awaiting_fix"
 )
 
 // Record statuses.
@@ -98,6 +101,12 @@ const (
 	BasisExceptionEnded = "exception_ended"
 	BasisReprioritized  = "reprioritized"
 	BasisPolicyChanged  = "policy_changed"
+	// BasisAwaitingFix marks a clock that has not started: the policy
+	// starts clocks when a fix is available and none is known yet.
+	BasisAwaitingFix = "awaiting_fix"
+	// BasisVEXWithdrawn: the vendor withdrew a not-affected statement, so
+	// the clock runs from then (nobody could act on it before).
+	BasisVEXWithdrawn = "vex_withdrawn"
 )
 
 // Record is the stored priority and SLA clock of one finding.
@@ -209,6 +218,10 @@ type Exception struct {
 	LastReviewedAt *time.Time `json:"last_reviewed_at,omitempty"`
 	// EndedAt is when it stopped covering findings (expiry, revocation).
 	EndedAt *time.Time `json:"ended_at,omitempty"`
+	// EndedBy and EndNote say who revoked it and why (empty on expiry),
+	// so the record itself answers an auditor without the audit log.
+	EndedBy string `json:"ended_by,omitempty"`
+	EndNote string `json:"end_note,omitempty"`
 
 	// Revision increments on every change, for optimistic concurrency.
 	Revision  int       `json:"revision"`
