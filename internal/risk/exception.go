@@ -97,7 +97,7 @@ func NewException(e Exception, requester string, p *policy.Compiled, now time.Ti
 	}
 	e.Controls = controls
 	if len(controls) == 0 && slices.Contains(rules.RequireControls, e.Decision) {
-		v.Add("controls", "a %s decision needs at least one compensating control", e.Decision)
+		v.Add("controls", "the policy requires at least one compensating control for %s decisions", e.Decision)
 	}
 	if e.Owner == "" {
 		v.Add("owner", "required: who is accountable for the risk and the controls")
