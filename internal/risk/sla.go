@@ -245,8 +245,13 @@ const epsilon = 1e-9
 type clock struct {
 	in  ClockInput
 	loc *time.Location
-	sla policy.SLA
 	r   *Record
+
+	// sla is the policy's sla section, read on first use: reading the
+	// policy copies all of it, and most steps (an unchanged open finding)
+	// never need it.
+	sla    policy.SLA
+	slaSet bool
 }
 
 func newClock(in ClockInput) *clock {
@@ -254,14 +259,23 @@ func newClock(in ClockInput) *clock {
 	if c.loc == nil {
 		c.loc = time.UTC
 	}
-	if in.Policy != nil {
-		c.sla = in.Policy.Policy().SLA
-	}
 	return c
 }
 
+// rules returns the policy's sla section (zero without a policy: clocks
+// from first seen, no EPSS re-prioritisation, due dates never later).
+func (c *clock) rules() policy.SLA {
+	if !c.slaSet {
+		if c.in.Policy != nil {
+			c.sla = c.in.Policy.Policy().SLA
+		}
+		c.slaSet = true
+	}
+	return c.sla
+}
+
 // fixMode reports whether clocks start when a fix is available.
-func (c *clock) fixMode() bool { return c.sla.ClockStart == policy.ClockFixAvailable }
+func (c *clock) fixMode() bool { return c.rules().ClockStart == policy.ClockFixAvailable }
 
 // keep copies the previous record's clock and outcome.
 func (c *clock) keep(prev *Record) {
@@ -306,7 +320,11 @@ func (c *clock) advance(prev *Record) []string {
 		if f.ReopenedAt != nil {
 			origin = *f.ReopenedAt
 		}
-		c.begin(origin, BasisFirstSeen)
+		if r.FixAvailableAt != nil || c.in.PolicyVersion != prev.PolicyVersion {
+			// Otherwise nothing that could start it has changed (and the
+			// record already says it is waiting).
+			c.begin(origin, BasisFirstSeen)
+		}
 		if r.ClockBasis == BasisAwaitingFix {
 			if prev.Assessment.Tier != a.Tier {
 				return []string{fmt.Sprintf("tier changed from %s to %s; clock not started (awaiting a fix)", prev.Assessment.Tier, a.Tier)}
@@ -331,7 +349,7 @@ func (c *clock) advance(prev *Record) []string {
 	if f.KEV && !prev.KEV {
 		urgent = append(urgent, "entered CISA KEV")
 	}
-	if c.sla.EPSSJump > 0 && f.EPSS-prev.EPSS >= c.sla.EPSSJump-epsilon {
+	if f.EPSS > prev.EPSS && c.rules().EPSSJump > 0 && f.EPSS-prev.EPSS >= c.rules().EPSSJump-epsilon {
 		urgent = append(urgent, fmt.Sprintf("EPSS rose from %s to %s", fmtEPSS(prev.EPSS), fmtEPSS(f.EPSS)))
 	}
 	switch {
@@ -346,7 +364,7 @@ func (c *clock) advance(prev *Record) []string {
 		return []string{r.DueReason}
 	case a.Rank > prev.Assessment.Rank:
 		what := fmt.Sprintf("tier lowered from %s to %s", prev.Assessment.Tier, a.Tier)
-		if !c.sla.AllowLaterDueDate {
+		if !c.rules().AllowLaterDueDate {
 			return []string{what + "; due date kept (the policy does not allow a later due date)"}
 		}
 		origin := originBasis(prev, f)

@@ -652,3 +652,77 @@ func TestClockReopenedBeforeFirstAssessment(t *testing.T) {
 		t.Errorf("first assessment of a reopened finding: %s from %v; want reopened from %v", r.ClockBasis, r.ClockStart, reopened)
 	}
 }
+
+func TestClockModeChangeStartsWaitingClock(t *testing.T) {
+	utc := time.UTC
+	seen := at(t, utc, "2026-05-01 08:00")
+	a := tierAssessment("high", 1, "14d", "3d")
+	fx := newClockFixture(t, slaPolicy(t, policy.ClockFixAvailable, 0.1, false), utc, seen)
+	waiting, _ := fx.step(nil, a, nil, seen)
+
+	// Version 2 starts clocks at first sight: the waiting clock starts, from
+	// when the finding was first seen.
+	fx.policy, fx.version = slaPolicy(t, policy.ClockFirstSeen, 0.1, false), 2
+	now := seen.AddDate(0, 0, 3)
+	r, ev := fx.step(&waiting, a, nil, now)
+	if r.ClockBasis != BasisFirstSeen || !r.ClockStart.Equal(seen) || !r.DueAt.Equal(seen.AddDate(0, 0, 14)) || r.PolicyVersion != 2 {
+		t.Errorf("after the mode change: %s from %v due %v v%d; want first_seen from %v", r.ClockBasis, r.ClockStart, r.DueAt, r.PolicyVersion, seen)
+	}
+	if ev == nil || !strings.HasPrefix(ev.Reason, "clock started: high tier: 14d from first seen") {
+		t.Errorf("event = %+v", ev)
+	}
+
+	// A started clock is not un-started by switching back.
+	fx.policy, fx.version = slaPolicy(t, policy.ClockFixAvailable, 0.1, false), 3
+	r2, _ := fx.step(&r, a, nil, now.Add(time.Hour))
+	if r2.ClockBasis == BasisAwaitingFix || !r2.ClockStart.Equal(seen) {
+		t.Errorf("switching back: %s from %v; want the started clock kept", r2.ClockBasis, r2.ClockStart)
+	}
+}
+
+func TestClockReopenedInFixAvailableMode(t *testing.T) {
+	utc := time.UTC
+	seen := at(t, utc, "2026-05-01 08:00")
+	a := tierAssessment("high", 1, "14d", "3d")
+	fx := newClockFixture(t, slaPolicy(t, policy.ClockFixAvailable, 0.1, false), utc, seen)
+	fx.finding.FixedVersion = "3.0.1-2"
+	open, _ := fx.step(nil, a, nil, seen)
+	fixed := seen.AddDate(0, 0, 2)
+	fx.finding.State, fx.finding.FixedAt = match.StateFixed, &fixed
+	closed, _ := fx.step(&open, a, nil, fixed)
+	reopened := seen.AddDate(0, 1, 0)
+	fx.finding.State, fx.finding.ReopenedAt = match.StateOpen, &reopened
+	r, _ := fx.step(&closed, a, nil, reopened)
+	if r.ClockBasis != BasisReopened || !r.ClockStart.Equal(reopened) || !r.FixAvailableAt.Equal(seen) {
+		t.Errorf("reopened with a fix long known: %s from %v (fix %v); want reopened from %v", r.ClockBasis, r.ClockStart, r.FixAvailableAt, reopened)
+	}
+}
+
+func TestClockWithoutPolicy(t *testing.T) {
+	// No policy (a caller's mistake) still gives a defined clock: from
+	// first seen, never later.
+	seen := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	fx := newClockFixture(t, nil, nil, seen)
+	r, _ := fx.step(nil, tierAssessment("high", 1, "14d", "3d"), nil, seen)
+	if r.ClockBasis != BasisFirstSeen || !r.DueAt.Equal(seen.AddDate(0, 0, 14)) {
+		t.Errorf("no policy: %s due %v", r.ClockBasis, r.DueAt)
+	}
+}
+
+// BenchmarkNextRecordUnchanged is the common case of a periodic
+// re-assessment: an open finding whose inputs did not change.
+func BenchmarkNextRecordUnchanged(b *testing.B) {
+	p := policy.Default()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	chicago, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fx := &clockFixture{policy: p, version: 1, loc: chicago}
+	fx.finding.FirstSeen = now
+	a := tierAssessment("high", 1, "14d", "3d")
+	prev, _ := fx.step(nil, a, nil, now)
+	for b.Loop() {
+		fx.step(&prev, a, nil, now.Add(time.Hour))
+	}
+}
