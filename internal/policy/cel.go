@@ -93,12 +93,15 @@ func (v *validator) compileExpr(env *cel.Env, path string, expr string) *program
 	}
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
+		if v.d.suppressed(path) {
+			return nil
+		}
 		for i, e := range iss.Errors() {
 			if i == 3 {
 				break
 			}
 			line, col := exprPosition(v.d.src, n, e.Location.Line(), e.Location.Column())
-			v.d.bad[path] = true
+			v.d.reported[path] = true
 			v.d.probs = append(v.d.probs, Problem{Line: line, Column: col, Path: path,
 				Message: "CEL: " + e.Message})
 		}

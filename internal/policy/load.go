@@ -94,15 +94,16 @@ func Load(src []byte) (*Compiled, error) {
 		return nil, &Error{Problems: []Problem{{Line: 1, Column: 1, Message: fmt.Sprintf("policy file is %d bytes; the limit is %d", len(src), MaxSourceSize)}}}
 	}
 	d := &decoder{
-		src:   src,
-		nodes: map[string]*yaml.Node{},
-		keys:  map[string]*yaml.Node{},
-		bad:   map[string]bool{},
+		src:      src,
+		nodes:    map[string]*yaml.Node{},
+		keys:     map[string]*yaml.Node{},
+		bad:      map[string]bool{},
+		reported: map[string]bool{},
 	}
 	var p Policy
 	root, err := parseDocument(src)
 	if err != nil {
-		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
+		return nil, &Error{Problems: []Problem{yamlProblem(src, err)}}
 	}
 	d.decode(root, reflect.ValueOf(&p).Elem(), "")
 	c := newCompiled(p, src)
@@ -142,17 +143,56 @@ func parseDocument(src []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	anchorRE   = regexp.MustCompile(`unknown anchor '([^']+)' referenced`)
+)
 
-// yamlProblem turns a YAML syntax error into a Problem at its line.
-func yamlProblem(err error) Problem {
+// yamlProblem turns a YAML syntax error into a Problem at its line. The
+// YAML library names the line where the enclosing construct began, and for
+// parser errors counts it from 0, so the reported line can be one or more
+// lines above the mistake. When the file is small enough, the line is found
+// exactly instead: the first line at which a prefix of the file fails with
+// the same complaint.
+func yamlProblem(src []byte, err error) Problem {
 	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return Problem{Line: line, Column: 1, Message: "YAML syntax: " + m[2]}
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		line := 1
+		// "unknown anchor 'x' referenced" comes without a line: find the
+		// alias.
+		if a := anchorRE.FindStringSubmatch(msg); a != nil {
+			if i := bytes.Index(src, []byte("*"+a[1])); i >= 0 {
+				line = bytes.Count(src[:i], []byte("\n")) + 1
+			}
+		}
+		return Problem{Line: line, Column: 1, Message: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	return Problem{Line: 1, Column: 1, Message: msg}
+	line, _ := strconv.Atoi(m[1])
+	if exact := syntaxErrorLine(src, line, m[2]); exact > 0 {
+		line = exact
+	}
+	return Problem{Line: line, Column: 1, Message: "YAML syntax: " + m[2]}
+}
+
+// syntaxErrorLine returns the first line L ≥ reported-1 such that the
+// file's first L lines fail to parse with message want, or 0.
+func syntaxErrorLine(src []byte, reported int, want string) int {
+	const maxRefine = 64 << 10
+	if len(src) > maxRefine {
+		return 0
+	}
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	for l := max(reported-1, 1); l <= len(lines) && l <= reported+200; l++ {
+		_, err := parseDocument(bytes.Join(lines[:l], nil))
+		if err == nil {
+			continue
+		}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil && m[2] == want {
+			return l
+		}
+	}
+	return 0
 }
 
 // decoder walks the YAML node tree and the Policy type together. Doing the
@@ -165,13 +205,33 @@ type decoder struct {
 	// nodes maps a path to its value node, keys to its mapping key node.
 	nodes map[string]*yaml.Node
 	keys  map[string]*yaml.Node
-	// bad marks paths that failed to decode, so validation does not report
-	// the same setting twice.
+	// bad marks paths that failed to decode: validation says nothing more
+	// about them or anything under them.
 	bad map[string]bool
+	// reported marks paths that already have a problem, so no setting is
+	// reported twice.
+	reported map[string]bool
+}
+
+// suppressed reports whether a problem about path would repeat one already
+// reported, or concern a setting inside one that failed to decode.
+func (d *decoder) suppressed(path string) bool {
+	if d.reported[path] {
+		return true
+	}
+	for p := path; ; p = parentPath(p) {
+		if d.bad[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
 }
 
 func (d *decoder) problemAt(n *yaml.Node, path, format string, args ...any) {
 	d.bad[path] = true
+	d.reported[path] = true
 	d.probs = append(d.probs, Problem{Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -250,21 +310,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetString(n.Value)
 	case reflect.Bool:
 		var b bool
-		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
 			d.problemAt(n, path, "want true or false, got %s", kindName(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int:
 		var i int
-		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
 			d.problemAt(n, path, "want a whole number, got %s", kindName(n))
 			return
 		}
 		v.SetInt(int64(i))
 	case reflect.Float64:
 		var f float64
-		if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil {
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
 			d.problemAt(n, path, "want a number, got %s", kindName(n))
 			return
 		}
@@ -386,6 +446,10 @@ func editDistance(a, b string) int {
 // missing setting, the line of the section it belongs in).
 func (d *decoder) at(path string) (line, col int) {
 	if n, ok := d.nodes[path]; ok {
+		// A whole section is named by its key line, not its first entry.
+		if k, isKey := d.keys[path]; isKey && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) && n.Style&yaml.FlowStyle == 0 {
+			return k.Line, k.Column
+		}
 		return n.Line, n.Column
 	}
 	for p := parentPath(path); ; p = parentPath(p) {

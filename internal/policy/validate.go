@@ -82,20 +82,20 @@ type validator struct {
 // add reports a problem about the value at path (unless decoding already
 // did).
 func (v *validator) add(path, format string, args ...any) {
-	if v.d.bad[path] {
+	if v.d.suppressed(path) {
 		return
 	}
-	v.d.bad[path] = true
+	v.d.reported[path] = true
 	line, col := v.d.at(path)
 	v.d.probs = append(v.d.probs, Problem{Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 // addKey reports a problem about the mapping key at path.
 func (v *validator) addKey(path, format string, args ...any) {
-	if v.d.bad[path] {
+	if v.d.suppressed(path) {
 		return
 	}
-	v.d.bad[path] = true
+	v.d.reported[path] = true
 	line, col := v.d.atKey(path)
 	v.d.probs = append(v.d.probs, Problem{Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
 }
@@ -240,14 +240,15 @@ func (v *validator) scoreBands(tiers []Tier) {
 	ok := true
 	for i, t := range tiers {
 		path := indexPath("risk.tiers", i)
-		if t.MinScore < 0 || t.MinScore > 100 {
+		minOK := t.MinScore >= 0 && t.MinScore <= 100
+		if !minOK {
 			v.add(path+".min_score", "must be between 0 and 100, got %g", t.MinScore)
 			ok = false
 		}
 		if t.MaxScore < 0 || t.MaxScore > 100 {
 			v.add(path+".max_score", "must be between 0 and 100, got %g", t.MaxScore)
 			ok = false
-		} else if t.MaxScore <= t.MinScore {
+		} else if minOK && t.MaxScore <= t.MinScore {
 			v.add(path+".max_score", "must be above min_score (%g), got %g", t.MinScore, t.MaxScore)
 			ok = false
 		}
