@@ -36,8 +36,8 @@ const ExpiringWindow = 30 * 24 * time.Hour
 // ("exc_" and 16 hex digits from crypto/rand, so IDs reveal nothing and
 // never collide across replicas), RequestedBy and RequestedAt set, Revision
 // 1, and its first review due at the earlier of its expiry and review_every
-// from now. Whatever e says about state, decisions, reviews or its end is
-// ignored: only the transitions below set those.
+// from now. Whatever e says about state, decisions, reviews, control
+// verification or its end is ignored: only the transitions below set those.
 //
 // Every problem is reported at once, per field, as an errs.Invalid error:
 // the scope (finding, asset or group) and its target; the decision, one the
@@ -84,6 +84,7 @@ func NewException(e Exception, requester string, p *policy.Compiled, now time.Ti
 	for i, c := range e.Controls {
 		c.Kind = strings.ToLower(strings.TrimSpace(c.Kind))
 		c.Description = strings.TrimSpace(c.Description)
+		c.VerifiedAt, c.VerifiedBy = nil, "" // confirmed at reviews, not claimed in a request
 		switch {
 		case c.Kind == "":
 			v.Add(fmt.Sprintf("controls[%d].kind", i), "required: one of %s", strings.Join(policy.ControlKinds, ", "))

@@ -37,10 +37,12 @@ func validRequest() Exception {
 		Scope: ScopeAsset, Target: "asset-analyzer-1", VulnID: "CVE-2026-1234",
 		Decision: policy.DecisionMitigate,
 		Reason:   "FDA-validated analyzer: the maker has not released the fix for this model",
-		Controls: []Control{{Kind: policy.ControlSegmentation, Description: "lab VLAN 40, no route to the internet"}},
-		Owner:    "laboratory director",
+		Controls: []Control{{Kind: policy.ControlSegmentation, Description: "lab VLAN 40, no route to the internet",
+			VerifiedBy: "mallory", VerifiedAt: &excNow}},
+		Owner: "laboratory director",
 		// Fields a client must not be able to set:
 		State: ExceptionApproved, DecidedBy: "mallory", Revision: 7,
+		EndedBy: "mallory", LastReviewedAt: &excNow,
 		ExpiresAt: excNow.AddDate(0, 3, 0),
 	}
 }
@@ -65,8 +67,9 @@ func TestNewException(t *testing.T) {
 		t.Errorf("ID = %q; want exc_ and 16 hex digits", got.ID)
 	}
 	want := validRequest()
+	want.Controls = []Control{{Kind: policy.ControlSegmentation, Description: "lab VLAN 40, no route to the internet"}}
 	want.ID = got.ID
-	want.State, want.DecidedBy, want.Revision = ExceptionRequested, "", 1
+	want.State, want.DecidedBy, want.Revision, want.EndedBy, want.LastReviewedAt = ExceptionRequested, "", 1, "", nil
 	want.RequestedBy, want.RequestedAt, want.UpdatedAt = "alice", excNow, excNow
 	want.NextReviewAt = excNow.AddDate(0, 0, 30)
 	if diff := cmp.Diff(want, got, timeEqual); diff != "" {
