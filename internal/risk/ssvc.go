@@ -57,6 +57,11 @@ var (
 	ssvcHeader       = []string{"exploitation", "automatable", "technical_impact", "mission_wellbeing", "decision"}
 )
 
+// ssvcScore is the Assessment.Score an SSVC decision stands for: its place
+// on CISA's four-step scale, so that a score-sorted worklist orders findings
+// by decision. It is a rank, not a sum of risk factors.
+var ssvcScore = map[string]float64{SSVCTrack: 25, SSVCTrackStar: 50, SSVCAttend: 75, SSVCAct: 100}
+
 // SSVCRow is one row of a decision table: one combination of the four
 // decision points and its decision.
 type SSVCRow struct {
@@ -203,6 +208,45 @@ func (t *SSVCTable) Decide(exploitation, automatable, technicalImpact, mission s
 		return "", errs.E(errs.Invalid, "SSVC %s: no decision for %s/%s/%s/%s", t.Name, exploitation, automatable, technicalImpact, mission)
 	}
 	return t.index[a][b][c][d], nil
+}
+
+// decideSSVC decides a finding by walking the policy's SSVC table with
+// inputs derived from the facts, each with the reason it was chosen. The
+// Score it records is the decision's rank (see ssvcScore), not a sum.
+func (as *Assessor) decideSSVC(in Input, a *Assessment) error {
+	cfg := as.risk.SSVC
+	t := as.ssvc
+	d := &SSVCDecision{Table: t.Name, Why: make(map[string]string, 4)}
+	d.Exploitation, d.Why["exploitation"] = deriveExploitation(cfg, in)
+	d.Automatable, d.Why["automatable"] = deriveAutomatable(in.Facts.Vuln)
+	d.TechnicalImpact, d.Why["technical_impact"] = deriveTechnicalImpact(in.Facts.Vuln)
+	var err error
+	d.Mission, err = as.p.Mission(in.Facts)
+	if err != nil {
+		return fmt.Errorf("assess SSVC mission and well-being: %w", err)
+	}
+	d.Why["mission_wellbeing"] = missionWhy(d.Mission)
+	d.Outcome, err = t.Decide(d.Exploitation, d.Automatable, d.TechnicalImpact, d.Mission)
+	if err != nil {
+		return fmt.Errorf("assess SSVC: %w", err)
+	}
+	// NewAssessor checked that every decision maps to a tier.
+	tier, rank, ok := as.p.TierByName(cfg.Outcomes[d.Outcome])
+	if !ok {
+		return errs.E(errs.Invalid, "policy ssvc.outcomes: decision %s maps to no tier", d.Outcome)
+	}
+	a.SSVC = d
+	a.Score = ssvcScore[d.Outcome]
+	a.Factors = append(a.Factors,
+		Factor{Name: "Exploitation", Input: d.Exploitation, Note: d.Why["exploitation"]},
+		Factor{Name: "Automatable", Input: d.Automatable, Note: d.Why["automatable"]},
+		Factor{Name: "Technical impact", Input: d.TechnicalImpact, Note: d.Why["technical_impact"]},
+		Factor{Name: "Mission & well-being", Input: d.Mission, Note: d.Why["mission_wellbeing"]},
+		Factor{Name: "SSVC decision", Input: d.Outcome,
+			Note: fmt.Sprintf("table %s; policy maps %s to tier %s", t.Name, d.Outcome, tier.Name)},
+	)
+	setTier(a, tier, rank)
+	return nil
 }
 
 // deriveExploitation picks SSVC's Exploitation: a source's own statement,
