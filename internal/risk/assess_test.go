@@ -303,7 +303,7 @@ func TestAssessScoreExplains(t *testing.T) {
 			for _, f := range got.Factors {
 				sum += f.Points
 			}
-			if round1(sum) != got.Score {
+			if round1(round2(sum)) != got.Score {
 				t.Errorf("factors add up to %.2f; score is %.1f", sum, got.Score)
 			}
 		})

@@ -3,6 +3,7 @@ package risk
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -27,6 +28,7 @@ func genInput(t *rapid.T) Input {
 	if version != "" {
 		cvss = math.Round(rapid.Float64Range(0.1, 10).Draw(t, "cvss")*10) / 10
 	}
+	vector := genVector(t, version)
 	epss := rapid.Float64Range(0, 1).Draw(t, "epss")
 	kinds := rapid.SliceOfNDistinct(rapid.SampledFrom(policy.ControlKinds), 0, 4, rapid.ID[string]).Draw(t, "controls")
 	return Input{
@@ -52,6 +54,7 @@ func genInput(t *rapid.T) Input {
 				ID:             "CVE-2024-0001",
 				CVSS:           cvss,
 				CVSSVersion:    version,
+				CVSSVector:     vector,
 				KEV:            rapid.Bool().Draw(t, "kev"),
 				Ransomware:     rapid.Bool().Draw(t, "ransomware"),
 				EPSS:           epss,
@@ -67,6 +70,29 @@ func genInput(t *rapid.T) Input {
 			},
 		},
 	}
+}
+
+// genVector draws a base vector in the given CVSS version ("" for none).
+// The score drawn beside it need not match: Assess takes published scores
+// as given and reads the vector only for SSVC's inputs.
+func genVector(t *rapid.T, version string) string {
+	m := func(metric string, values ...string) string {
+		return metric + ":" + rapid.SampledFrom(values).Draw(t, metric)
+	}
+	parts := []string{}
+	switch version {
+	case "3.0", "3.1":
+		parts = append(parts, "CVSS:"+version, m("AV", "N", "A", "L", "P"), m("AC", "L", "H"), m("PR", "N", "L", "H"),
+			m("UI", "N", "R"), m("S", "U", "C"), m("C", "H", "L", "N"), m("I", "H", "L", "N"), m("A", "H", "L", "N"))
+	case "4.0":
+		parts = append(parts, "CVSS:4.0", m("AV", "N", "A", "L", "P"), m("AC", "L", "H"), m("AT", "N", "P"), m("PR", "N", "L", "H"),
+			m("UI", "N", "P", "A"), m("VC", "H", "L", "N"), m("VI", "H", "L", "N"), m("VA", "H", "L", "N"),
+			"SC:N", "SI:N", "SA:N")
+	case "2.0":
+		parts = append(parts, m("AV", "N", "A", "L"), m("AC", "L", "M", "H"), m("Au", "N", "S", "M"),
+			m("C", "C", "P", "N"), m("I", "C", "P", "N"), m("A", "C", "P", "N"))
+	}
+	return strings.Join(parts, "/")
 }
 
 // raiseOrdinal moves v to a strictly riskier value of order when there is
@@ -120,63 +146,86 @@ var raises = map[string]func(t *rapid.T, in *Input){
 // TestPropertyRaisingRiskNeverLowersPriority: under the default policy,
 // raising any one risk input never lowers the score and never moves the
 // finding to a less urgent tier, so no one can make a finding look safer
-// by making it worse.
+// by making it worse. The default runs score mode; SSVC and KEV bands are
+// held to the same rule with the default's settings for them.
 func TestPropertyRaisingRiskNeverLowersPriority(t *testing.T) {
-	as, err := NewAssessor(policy.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := make([]string, 0, len(raises))
 	for n := range raises {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	rapid.Check(t, func(t *rapid.T) {
-		base := genInput(t)
-		name := rapid.SampledFrom(names).Draw(t, "raise")
-		raised := base
-		raised.Facts.Finding.Controls = slices.Clone(base.Facts.Finding.Controls)
-		raises[name](t, &raised)
+	for _, mode := range []string{policy.ModeScore, policy.ModeSSVC, policy.ModeKEVBands} {
+		t.Run(mode, func(t *testing.T) {
+			as, err := NewAssessor(defaultInMode(t, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rapid.Check(t, func(t *rapid.T) {
+				base := genInput(t)
+				name := rapid.SampledFrom(names).Draw(t, "raise")
+				raised := base
+				raised.Facts.Finding.Controls = slices.Clone(base.Facts.Finding.Controls)
+				raises[name](t, &raised)
 
-		before, err := as.Assess(base)
-		if err != nil {
-			t.Fatalf("Assess(base) = %v", err)
-		}
-		after, err := as.Assess(raised)
-		if err != nil {
-			t.Fatalf("Assess(raised) = %v", err)
-		}
-		checkBounds(t, before)
-		if after.Score < before.Score {
-			t.Fatalf("%s lowered the score: %.1f → %.1f\nbefore: %+v\nafter: %+v", name, before.Score, after.Score, before.Factors, after.Factors)
-		}
-		if after.Rank > before.Rank {
-			t.Fatalf("%s made the tier less urgent: %s → %s", name, before.Tier, after.Tier)
-		}
-	})
+				before, err := as.Assess(base)
+				if err != nil {
+					t.Fatalf("Assess(base) = %v", err)
+				}
+				after, err := as.Assess(raised)
+				if err != nil {
+					t.Fatalf("Assess(raised) = %v", err)
+				}
+				checkBounds(t, before)
+				if after.Score < before.Score {
+					t.Fatalf("%s lowered the score: %.1f → %.1f\nbefore: %+v\nafter: %+v", name, before.Score, after.Score, before.Factors, after.Factors)
+				}
+				if after.Rank > before.Rank {
+					t.Fatalf("%s made the tier less urgent: %s → %s\nbefore: %+v\nafter: %+v", name, before.Tier, after.Tier, before.Factors, after.Factors)
+				}
+			})
+		})
+	}
 }
 
-// TestPropertyKEVInternetCriticalIsTopTier: a known exploited vulnerability
-// on an internet-facing, business-critical asset is always in the most
-// urgent tier, whatever else is true of it.
-func TestPropertyKEVInternetCriticalIsTopTier(t *testing.T) {
-	as, err := NewAssessor(policy.Default())
-	if err != nil {
-		t.Fatal(err)
+// defaultInMode is the default policy switched to another risk mode, so
+// the mode's own defaults (SSVC outcomes, KEV bands) are what is tested.
+func defaultInMode(t testing.TB, mode string) *policy.Compiled {
+	t.Helper()
+	if policy.Default().Policy().Risk.Mode == mode {
+		return policy.Default()
 	}
-	rapid.Check(t, func(t *rapid.T) {
-		in := genInput(t)
-		in.Facts.Vuln.KEV = true
-		in.Facts.Asset.Exposure = "internet_facing"
-		in.Facts.Asset.Criticality = "critical"
-		got, err := as.Assess(in)
-		if err != nil {
-			t.Fatalf("Assess() = %v", err)
-		}
-		if got.Rank != 0 {
-			t.Fatalf("KEV, internet-facing, critical asset: tier %s (rank %d, score %.1f); want the top tier\n%+v", got.Tier, got.Rank, got.Score, got.Factors)
-		}
-	})
+	pol := policy.Default().Policy()
+	pol.Risk.Mode = mode
+	return compilePolicy(t, pol)
+}
+
+// TestPropertyKEVInternetCriticalIsTopTier: under the default policy a
+// known exploited vulnerability on an internet-facing, business-critical
+// asset is always in the most urgent tier, whatever else is true of it.
+// KEV bands must agree; SSVC need not, because CISA's table can answer
+// Attend for an exploited flaw that is neither automatable nor total.
+func TestPropertyKEVInternetCriticalIsTopTier(t *testing.T) {
+	for _, mode := range []string{policy.ModeScore, policy.ModeKEVBands} {
+		t.Run(mode, func(t *testing.T) {
+			as, err := NewAssessor(defaultInMode(t, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rapid.Check(t, func(t *rapid.T) {
+				in := genInput(t)
+				in.Facts.Vuln.KEV = true
+				in.Facts.Asset.Exposure = "internet_facing"
+				in.Facts.Asset.Criticality = "critical"
+				got, err := as.Assess(in)
+				if err != nil {
+					t.Fatalf("Assess() = %v", err)
+				}
+				if got.Rank != 0 {
+					t.Fatalf("KEV, internet-facing, critical asset: tier %s (rank %d, score %.1f); want the top tier\n%+v", got.Tier, got.Rank, got.Score, got.Factors)
+				}
+			})
+		})
+	}
 }
 
 // checkBounds holds for every score-mode assessment: a 0–100 score that
@@ -192,7 +241,7 @@ func checkBounds(t *rapid.T, a Assessment) {
 	for _, f := range a.Factors {
 		sum += f.Points
 	}
-	if round1(sum) != a.Score {
+	if round1(round2(sum)) != a.Score {
 		t.Fatalf("factors add up to %.2f; score is %.1f", sum, a.Score)
 	}
 }

@@ -2,6 +2,7 @@ package risk
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,6 +66,34 @@ func TestSSVCSpotRows(t *testing.T) {
 	}
 	if _, err := tab.Decide("maybe", "no", "partial", "low"); !errors.Is(err, errs.ErrInvalid) {
 		t.Errorf("Decide(maybe, …) error = %v; want invalid", err)
+	}
+}
+
+// TestSSVCTableMonotone: in CISA's table, moving any one decision point to
+// a worse value never gives a less urgent decision. The property tests of
+// Assess in SSVC mode rely on it.
+func TestSSVCTableMonotone(t *testing.T) {
+	tab, err := LoadSSVCTable("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := [][]string{ssvcExploitation, ssvcAutomatable, ssvcImpact, ssvcMission}
+	urgency := func(d string) int { return slices.Index(ssvcDecisions, d) }
+	for _, r := range tab.Rows {
+		vals := []string{r.Exploitation, r.Automatable, r.TechnicalImpact, r.Mission}
+		for i, set := range sets {
+			for _, worse := range set[slices.Index(set, vals[i])+1:] {
+				up := slices.Clone(vals)
+				up[i] = worse
+				got, err := tab.Decide(up[0], up[1], up[2], up[3])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if urgency(got) < urgency(r.Decision) {
+					t.Errorf("%s → %s, but %s → %s", strings.Join(vals, "/"), r.Decision, strings.Join(up, "/"), got)
+				}
+			}
+		}
 	}
 }
 
