@@ -22,6 +22,15 @@ import (
 // a policy that cannot be applied (a rule that fails to evaluate, an
 // outcome mapped to no tier) is an error. To assess many findings under
 // one policy, make one Assessor and reuse it.
+//
+// Score means what the mode makes it mean, but always sorts findings in
+// priority order: in score mode the 0–100 sum of the factors; in SSVC mode
+// the decision's rank (track 25, track* 50, attend 75, act 100); in KEV
+// bands 100 for a KEV entry, else ten times the CVSS base score.
+//
+// When a source fixes the date (the KEV catalog's due date in KEV-bands
+// mode with use_catalog_due_date), AbsoluteDue is the due date and asset
+// classes do not shorten it: the policy chose to follow CISA's date.
 func Assess(p *policy.Compiled, in Input) (Assessment, error) {
 	as, err := NewAssessor(p)
 	if err != nil {
