@@ -534,8 +534,11 @@ func (v *validator) windows(p *Policy) {
 			}
 		}
 		if v.required(path+".schedule", w.Schedule, "an RRULE such as \"FREQ=MONTHLY;BYDAY=2TU\"") {
-			if _, err := parseSchedule(w.Schedule, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+			start := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+			if r, err := parseSchedule(w.Schedule, start); err != nil {
 				v.add(path+".schedule", "%v", err)
+			} else if r.After(start, true).IsZero() {
+				v.add(path+".schedule", "the rule never occurs")
 			}
 		}
 		if w.OffsetDays < -31 || w.OffsetDays > 31 {
@@ -588,6 +591,22 @@ func parseSchedule(s string, dtstart time.Time) (*rrule.RRule, error) {
 	}
 	if opt.Interval > 1000 {
 		return nil, fmt.Errorf("INTERVAL %d is too large", opt.Interval)
+	}
+	if opt.Count != 0 {
+		return nil, fmt.Errorf("must not set COUNT (use UNTIL to end a schedule)")
+	}
+	// RFC 5545 fills a missing day from DTSTART, which a policy does not
+	// choose: ask for the day outright.
+	days := len(opt.Byweekday) > 0 || len(opt.Bymonthday) > 0 || len(opt.Byyearday) > 0
+	switch opt.Freq {
+	case rrule.WEEKLY:
+		if len(opt.Byweekday) == 0 {
+			return nil, fmt.Errorf("a WEEKLY schedule needs BYDAY (e.g. \"FREQ=WEEKLY;BYDAY=SU\")")
+		}
+	case rrule.MONTHLY, rrule.YEARLY:
+		if !days {
+			return nil, fmt.Errorf("a %s schedule needs BYDAY or BYMONTHDAY (e.g. \"FREQ=MONTHLY;BYDAY=2TU\")", opt.Freq)
+		}
 	}
 	opt.Dtstart = dtstart
 	r, err := rrule.NewRRule(*opt)
