@@ -27,6 +27,8 @@ import (
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	pwmatch "github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/risk"
 	"github.com/patchward/patchward/internal/server"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/web"
@@ -41,6 +43,7 @@ type serveFlags struct {
 	checkpoints time.Duration
 	feedCheck   time.Duration
 	feedsConfig string
+	riskEvery   time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -65,6 +68,7 @@ laboratory on an empty database and prints the demo admin's password once.`,
 	fl.StringVar(&f.tlsKey, "tls-key", envOr("PATCHWARD_TLS_KEY", ""), "TLS private key file")
 	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
 	fl.DurationVar(&f.feedCheck, "feed-check-every", time.Minute, "how often to look for feed versions synced elsewhere and re-match")
+	fl.DurationVar(&f.riskEvery, "rescore-every", 15*time.Minute, "how often to re-score every finding and expire exceptions that ran out (changes are re-scored at once)")
 	fl.StringVar(&f.feedsConfig, "feeds", envOr(envFeedsConfig, "feeds.yaml"),
 		"vulnerability feed configuration (env "+envFeedsConfig+"); none configured if the file is absent; see docs/feeds.example.yaml")
 	return cmd
@@ -83,7 +87,12 @@ type app struct {
 	watcher *pwmatch.Watcher
 	feeds   *feeds.Service
 	fleet   *fleet.Service
-	handler http.Handler
+	// policies keeps the policy in force; risk scores findings under it
+	// and rescorer keeps scores and SLA clocks current.
+	policies *policy.Service
+	risk     *risk.Service
+	rescorer *risk.Watcher
+	handler  http.Handler
 }
 
 func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
@@ -94,6 +103,13 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
 	a.findings = pwmatch.NewService(db.Findings(), nil)
 	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
+	a.policies = policy.NewService(db.Policies(), nil)
+	a.risk = risk.NewService(db.Risk(), a.policies, indexIntel{a.findings},
+		risk.Options{Targets: riskTargets{a.inventory, a.findings}, Log: log})
+	a.rescorer = risk.NewWatcher(a.risk, log)
+	a.findings.OnChange(a.rescorer.Notify)
+	a.risk.OnChange(a.rescorer.Notify)
+	a.policies.OnApply(func(policy.Version) { a.rescorer.Notify("") })
 	a.feeds = feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
 	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log},
 		Windows: fleet.NewAssetWindows(a.inventory, 0, nil)})
@@ -187,6 +203,12 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		_ = a.watcher.Run(bg, f.feedCheck)
 	}()
 	defer func() { stopBG(); <-watchDone }()
+	rescoreDone := make(chan struct{})
+	go func() {
+		defer close(rescoreDone)
+		_ = a.rescorer.Run(bg, f.riskEvery)
+	}()
+	defer func() { stopBG(); <-rescoreDone }()
 	if done := a.startFeeds(bg, feedCfg, log); done != nil {
 		defer func() { stopBG(); <-done }()
 	}
@@ -320,6 +342,40 @@ func (k kickingSyncer) Sync(ctx context.Context, actor audit.Actor, f feeds.Feed
 		k.w.Kick()
 	}
 	return r, err
+}
+
+// indexIntel gives the risk engine what the current advisory index says
+// about a vulnerability; until the first index is built it is not ready.
+type indexIntel struct{ findings *pwmatch.Service }
+
+func (i indexIntel) Intel(id string, aliases []string) (pwmatch.Intel, bool) {
+	ix := i.findings.Index()
+	if ix == nil {
+		return pwmatch.Intel{}, false
+	}
+	return ix.Intel(id, aliases), true
+}
+
+// riskTargets confirms an exception names a finding, asset or group that
+// exists.
+type riskTargets struct {
+	inventory *inventory.Service
+	findings  *pwmatch.Service
+}
+
+func (t riskTargets) CheckTarget(ctx context.Context, scope, id string) error {
+	var err error
+	switch scope {
+	case risk.ScopeFinding:
+		_, err = t.findings.Finding(ctx, id)
+	case risk.ScopeAsset:
+		_, err = t.inventory.Asset(ctx, id)
+	case risk.ScopeGroup:
+		_, err = t.inventory.Group(ctx, id)
+	default:
+		err = errs.E(errs.Invalid, "scope must be finding, asset or group")
+	}
+	return err
 }
 
 // rematch re-evaluates an asset when its agent reports a new inventory.

@@ -28,7 +28,14 @@ type Service struct {
 	mu     sync.Mutex
 	cached *Compiled
 	ver    Version
+	// applied hears of every version applied through this service.
+	applied func(Version)
 }
+
+// OnApply registers fn to hear of every version applied through this
+// service, after commit (the risk engine re-scores everything). A version
+// applied by another process is noticed by the engine's periodic pass.
+func (s *Service) OnApply(fn func(Version)) { s.applied = fn }
 
 // NewService returns a Service on store.
 func NewService(store Store, now func() time.Time) *Service {
@@ -108,6 +115,9 @@ func (s *Service) Apply(ctx context.Context, actor audit.Actor, src []byte, comm
 	})
 	if err != nil {
 		return Version{}, fmt.Errorf("apply policy: %w", err)
+	}
+	if s.applied != nil {
+		s.applied(out)
 	}
 	return out, nil
 }
