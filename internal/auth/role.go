@@ -52,15 +52,31 @@ const (
 	PermAgentAdmin Permission = "agent:admin"
 	// PermJobWrite queues and cancels jobs on agents.
 	PermJobWrite Permission = "job:write"
+	// PermRiskRead reads the prioritised worklist, scores, explanations,
+	// SLA clocks and exceptions.
+	PermRiskRead Permission = "risk:read"
+	// PermPolicyRead reads the policy and its rendered document;
+	// PermPolicyWrite applies a new version.
+	PermPolicyRead  Permission = "policy:read"
+	PermPolicyWrite Permission = "policy:write"
+	// PermExceptionRequest asks for a risk acceptance; PermExceptionDecide
+	// approves, rejects, reviews or revokes one (the policy's approver
+	// roles narrow it further, and nobody decides their own request).
+	PermExceptionRequest Permission = "exception:request"
+	PermExceptionDecide  Permission = "exception:decide"
 )
 
 var rolePerms = map[Role][]Permission{
 	RoleAdmin: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport,
-		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead, PermAgentAdmin, PermJobWrite},
-	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead},
-	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead, PermJobWrite},
-	RoleAuditor:  {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport, PermMetricsRead},
-	RoleViewer:   {PermAuthenticated, PermAssetRead},
+		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead, PermAgentAdmin, PermJobWrite,
+		PermRiskRead, PermPolicyRead, PermPolicyWrite, PermExceptionRequest, PermExceptionDecide},
+	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead,
+		PermRiskRead, PermPolicyRead, PermExceptionRequest, PermExceptionDecide},
+	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead, PermJobWrite,
+		PermRiskRead, PermPolicyRead, PermExceptionRequest},
+	RoleAuditor: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport, PermMetricsRead,
+		PermRiskRead, PermPolicyRead},
+	RoleViewer: {PermAuthenticated, PermAssetRead, PermRiskRead, PermPolicyRead},
 }
 
 // Can reports whether role r holds permission p.
