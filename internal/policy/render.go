@@ -447,7 +447,7 @@ func describeSchedule(w Window) string {
 	interval, _ := strconv.Atoi(parts["INTERVAL"])
 	known := true
 	for k := range parts {
-		if !slices.Contains([]string{"FREQ", "INTERVAL", "BYDAY", "BYMONTH"}, k) {
+		if !slices.Contains([]string{"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH"}, k) {
 			known = false
 		}
 	}
@@ -479,6 +479,23 @@ func describeSchedule(w Window) string {
 					name = "the " + o + " " + name
 				}
 				names = append(names, name)
+			}
+			human += " on " + strings.Join(names, ", ")
+		}
+		if mdays := parts["BYMONTHDAY"]; mdays != "" {
+			var names []string
+			for _, d := range strings.Split(mdays, ",") {
+				n, err := strconv.Atoi(d)
+				switch {
+				case err != nil || n == 0 || n < -31 || n > 31:
+					known = false
+				case n == -1:
+					names = append(names, "the last day")
+				case n < 0:
+					names = append(names, fmt.Sprintf("day %d from the end", -n))
+				default:
+					names = append(names, "day "+strconv.Itoa(n))
+				}
 			}
 			human += " on " + strings.Join(names, ", ")
 		}
