@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,7 +205,7 @@ func (t riskTx) PutRecords(ctx context.Context, rs []risk.Record) error {
 			}
 			args = append(args, a...)
 		}
-		q := `INSERT INTO finding_risk (` + riskRecordCols + `) VALUES ` + valuesList(len(batch), riskRecordColCount) + upsert
+		q := `INSERT INTO finding_risk (` + riskRecordCols + `) VALUES ` + valuesList(t.db.engine, len(batch), riskRecordColCount) + upsert
 		if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("store risk records: %w", translate(err))
 		}
@@ -212,8 +213,12 @@ func (t riskTx) PutRecords(ctx context.Context, rs []risk.Record) error {
 	return nil
 }
 
-// valuesList renders rows placeholder tuples of cols each: ($1,$2),($3,$4).
-func valuesList(rows, cols int) string {
+// valuesList renders rows placeholder tuples of cols each: ($1,$2),($3,$4)
+// on PostgreSQL, (?,?),(?,?) on SQLite. SQLite files every $N parameter in a
+// list it searches linearly when parsing and again when binding, so
+// thousands of them cost quadratic time (most of a 10,000-record upsert);
+// anonymous ? parameters are not listed.
+func valuesList(engine Engine, rows, cols int) string {
 	var sb strings.Builder
 	sb.Grow(rows * cols * 6)
 	n := 0
@@ -227,7 +232,12 @@ func valuesList(rows, cols int) string {
 				sb.WriteByte(',')
 			}
 			n++
-			fmt.Fprintf(&sb, "$%d", n)
+			if engine == SQLite {
+				sb.WriteByte('?')
+			} else {
+				sb.WriteByte('$')
+				sb.WriteString(strconv.Itoa(n))
+			}
 		}
 		sb.WriteByte(')')
 	}
@@ -274,7 +284,7 @@ func (t riskTx) AddEvents(ctx context.Context, es []risk.Event) error {
 		for _, e := range batch {
 			args = append(args, e.FindingID, e.At.UTC(), e.Tier, e.Score, zeroNull(e.DueAt), e.Status, e.Reason, e.PolicyVersion)
 		}
-		q := `INSERT INTO finding_risk_events (` + riskEventCols + `) VALUES ` + valuesList(len(batch), riskEventColCount)
+		q := `INSERT INTO finding_risk_events (` + riskEventCols + `) VALUES ` + valuesList(t.db.engine, len(batch), riskEventColCount)
 		if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("store risk events: %w", translate(err))
 		}
@@ -302,7 +312,9 @@ func qualify(cols, alias string) string {
 // groups (aggregated once per asset, not looked up per finding), the site's
 // time zone and the stored record, in one streamed query: memory stays flat
 // however many findings there are. Findings whose asset was deleted are
-// left out; without the asset there is nothing to assess them on.
+// left out; without the asset there is nothing to assess them on. Subjects
+// of one asset may share their Tags and Groups slices: fn must not modify
+// them.
 func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(risk.Subject) error) error {
 	agg := `json_group_array(%[1]s ORDER BY %[1]s)`
 	if r.engine == Postgres {
@@ -332,6 +344,10 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 		return fmt.Errorf("read findings to assess: %w", translate(err))
 	}
 	defer rows.Close()
+	var (
+		prevAsset, prevTags, prevGroups string
+		prevFacts                       policy.AssetFacts
+	)
 	for rows.Next() {
 		var (
 			sub                  risk.Subject
@@ -351,11 +367,18 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 		a.Type, a.NetworkZone, a.Exposure, a.Criticality = typ, zone, exp, crit
 		a.SafetyImpact, a.DataClass, a.Restriction = saf, dc, restr
 		sub.TimeZone = tzn
-		if a.Tags, err = jsonStrings(tags); err != nil {
-			return fmt.Errorf("asset %s: tags: %w", a.ID, err)
-		}
-		if a.Groups, err = jsonStrings(groups); err != nil {
-			return fmt.Errorf("asset %s: groups: %w", a.ID, err)
+		// An asset's findings mostly come together: decode its tags and
+		// groups once for the run of them.
+		if a.ID == prevAsset && tags == prevTags && groups == prevGroups {
+			a.Tags, a.Groups = prevFacts.Tags, prevFacts.Groups
+		} else {
+			if a.Tags, err = jsonStrings(tags); err != nil {
+				return fmt.Errorf("asset %s: tags: %w", a.ID, err)
+			}
+			if a.Groups, err = jsonStrings(groups); err != nil {
+				return fmt.Errorf("asset %s: groups: %w", a.ID, err)
+			}
+			prevAsset, prevTags, prevGroups, prevFacts = a.ID, tags, groups, *a
 		}
 		if sub.Record, err = rec.record(); err != nil {
 			return err
@@ -445,18 +468,19 @@ func slaState(r risk.Record, now time.Time) string {
 
 // slaCondition is slaState as SQL over finding_risk r, with ? for the
 // time judged at (or, for met and missed, the met_sla value). It names its
-// own status, so the default status filter does not apply.
+// own status, so the default status filter does not apply. A clock that
+// has not started (basis awaiting_fix) has no due date, so due_at alone
+// tells running clocks apart, from the (status, due_at) index.
 func slaCondition(sla string) (string, bool) {
-	const running = `r.status = 'open' AND r.clock_basis <> 'awaiting_fix' AND r.due_at IS NOT NULL AND `
 	switch sla {
 	case risk.SLABreached:
-		return running + `r.due_at < ?`, true
+		return `r.status = 'open' AND r.due_at < ?`, true
 	case risk.SLADueSoon:
-		return running + `r.due_at >= ? AND (r.due_soon_at IS NULL OR r.due_soon_at <= ?)`, true
+		return `r.status = 'open' AND r.due_at >= ? AND (r.due_soon_at IS NULL OR r.due_soon_at <= ?)`, true
 	case risk.SLAOnTrack:
-		return running + `r.due_soon_at > ?`, true
+		return `r.status = 'open' AND r.due_at IS NOT NULL AND r.due_soon_at > ?`, true
 	case slaAwaitingFix:
-		return `r.status = 'open' AND (r.clock_basis = 'awaiting_fix' OR r.due_at IS NULL)`, true
+		return `r.status = 'open' AND r.due_at IS NULL`, true
 	case risk.SLAExcepted:
 		return `r.status = 'excepted'`, true
 	case risk.SLAMet, risk.SLAMissed:
@@ -551,13 +575,16 @@ func (r riskReader) Worklist(ctx context.Context, f risk.WorklistFilter) (risk.W
 	if page.Total <= page.Offset {
 		return page, nil
 	}
+	// The page's IDs first, from the indexes alone; then only those rows
+	// are read whole and joined, rather than sorting wide rows.
 	n := len(args)
 	q := fmt.Sprintf(`SELECT %s, COALESCE(f.ecosystem, ''), COALESCE(f.package, ''), COALESCE(f.version, ''),
 		COALESCE(f.fixed_version, ''), COALESCE(a.name, ''), COALESCE(a.site_id, '')
-	FROM finding_risk r
+	FROM (SELECT r.finding_id FROM finding_risk r%s ORDER BY %s LIMIT $%d OFFSET $%d) p
+	JOIN finding_risk r ON r.finding_id = p.finding_id
 	LEFT JOIN findings f ON f.id = r.finding_id
-	LEFT JOIN assets a ON a.id = r.asset_id%s
-	ORDER BY %s LIMIT $%d OFFSET $%d`, qualify(riskRecordCols, "r"), where, order, n+1, n+2)
+	LEFT JOIN assets a ON a.id = r.asset_id
+	ORDER BY %s`, qualify(riskRecordCols, "r"), where, order, n+1, n+2, order)
 	rows, err := r.q.QueryContext(ctx, q, append(args, limit, page.Offset)...)
 	if err != nil {
 		return page, fmt.Errorf("list worklist: %w", translate(err))
@@ -722,7 +749,7 @@ func (t riskTx) PutException(ctx context.Context, e risk.Exception) error {
 		// ON CONFLICT DO NOTHING rather than a unique violation, which
 		// would abort the whole transaction on PostgreSQL.
 		res, err = t.tx.ExecContext(ctx, `INSERT INTO risk_exceptions (`+exceptionCols+`) VALUES `+
-			valuesList(1, exceptionColCount)+` ON CONFLICT (id) DO NOTHING`, args...)
+			valuesList(t.db.engine, 1, exceptionColCount)+` ON CONFLICT (id) DO NOTHING`, args...)
 	} else {
 		cols := strings.Split(exceptionCols, ",")
 		sets := make([]string, 0, len(cols)-1)

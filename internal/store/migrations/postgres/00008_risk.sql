@@ -44,14 +44,16 @@ CREATE TABLE finding_risk (
     met_sla          BOOLEAN,
     computed_at      TIMESTAMPTZ NOT NULL
 );
--- The worklist by score and by due date (ascending indexes keep NULLs
--- last, as the worklist wants: a clock not started is not due). The due
--- index also serves the SLA state filters, a range on due_at.
+-- The worklist: first pages by score or due date within a status (and
+-- tier), read in index order; counts and the SLA filters (a range on
+-- due_at) answered from indexes. Ascending indexes keep NULLs last, as the
+-- worklist wants: a clock not started is not due.
 CREATE INDEX finding_risk_score ON finding_risk (status, score DESC, due_at, finding_id);
 CREATE INDEX finding_risk_due ON finding_risk (status, due_at, score DESC, finding_id);
-CREATE INDEX finding_risk_asset ON finding_risk (asset_id, status);
+CREATE INDEX finding_risk_tier ON finding_risk (status, tier, score DESC, due_at, finding_id);
+-- One asset's (or one site's assets') records, sorted without reading rows.
+CREATE INDEX finding_risk_asset ON finding_risk (asset_id, status, score DESC, due_at);
 CREATE INDEX finding_risk_vuln ON finding_risk (vuln_id);
-CREATE INDEX finding_risk_exception ON finding_risk (exception_id) WHERE exception_id <> '';
 
 -- Every re-prioritisation of a finding, and why.
 CREATE TABLE finding_risk_events (

@@ -44,17 +44,18 @@ CREATE TABLE finding_risk (
     met_sla          BOOLEAN,
     computed_at      TIMESTAMP NOT NULL
 );
--- The worklist by score and by due date. SQLite cannot declare NULLS LAST
--- in an index, so the due-date orderings index (due_at IS NULL) first and
--- the queries order by the same expression.
+-- The worklist: first pages by score or due date within a status (and
+-- tier), read in index order; counts and the SLA filters (a range on
+-- due_at) answered from indexes alone. SQLite cannot declare NULLS LAST in
+-- an index, so the due-date orderings index (due_at IS NULL) first and the
+-- queries order by the same expression.
 CREATE INDEX finding_risk_score ON finding_risk (status, score DESC, (due_at IS NULL), due_at, finding_id);
 CREATE INDEX finding_risk_due ON finding_risk (status, (due_at IS NULL), due_at, score DESC, finding_id);
--- SLA state filters (breached, due soon, on track) and reporting by due
--- date: a range on due_at within a status.
 CREATE INDEX finding_risk_status_due ON finding_risk (status, due_at);
-CREATE INDEX finding_risk_asset ON finding_risk (asset_id, status);
+CREATE INDEX finding_risk_tier ON finding_risk (status, tier, score DESC, (due_at IS NULL), due_at, finding_id);
+-- One asset's (or one site's assets') records, sorted without reading rows.
+CREATE INDEX finding_risk_asset ON finding_risk (asset_id, status, score DESC, due_at);
 CREATE INDEX finding_risk_vuln ON finding_risk (vuln_id);
-CREATE INDEX finding_risk_exception ON finding_risk (exception_id) WHERE exception_id <> '';
 
 -- Every re-prioritisation of a finding, and why.
 CREATE TABLE finding_risk_events (
