@@ -166,7 +166,7 @@ func TestRiskFlowRealFeeds(t *testing.T) {
 		exc, err := svc.RequestException(ctx, olive, risk.Exception{Scope: risk.ScopeAsset, Target: web.ID,
 			Decision: policy.DecisionMitigate, Reason: "vendor validation of the viewer update pending",
 			Controls: []risk.Control{{Kind: policy.ControlSegmentation, Description: "viewer reachable from the radiology VLAN only"}},
-			Owner: "Radiology IT", ExpiresAt: clk.t.Add(10 * 24 * time.Hour)})
+			Owner:    "Radiology IT", ExpiresAt: clk.t.Add(10 * 24 * time.Hour)})
 		if err != nil {
 			t.Fatalf("RequestException: %v", err)
 		}
