@@ -9,6 +9,10 @@ import (
 	"math"
 	"reflect"
 	"sync"
+	// Policies name IANA zones (organization.time_zone, windows) and the
+	// embedded default must load on hosts without /usr/share/zoneinfo
+	// (minimal containers); the zone database costs about 450 KB.
+	_ "time/tzdata"
 )
 
 // defaultYAML is the example policy shipped with Patchward and the one in

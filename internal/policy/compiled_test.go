@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/inventory"
@@ -356,6 +358,25 @@ func BenchmarkLoadDefault(b *testing.B) {
 	for b.Loop() {
 		if _, err := Load(defaultYAML); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMarshalRoundTrip checks that a Policy written back out as YAML loads
+// to the same settings, so code may build a policy as a value, marshal it
+// and Load it.
+func TestMarshalRoundTrip(t *testing.T) {
+	for _, c := range []*Compiled{Default(), loadBase(t)} {
+		out, err := yaml.Marshal(c.Policy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Load(out)
+		if err != nil {
+			t.Fatalf("Load(yaml.Marshal(policy)):\n%v\n%s", err, out)
+		}
+		if diff := cmp.Diff(c.Policy(), back.Policy(), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	_ "time/tzdata" // zones for tests on machines without /usr/share/zoneinfo
 
 	"github.com/google/go-cmp/cmp"
 
@@ -132,6 +131,18 @@ func TestLoadProblems(t *testing.T) {
 		{"duplicate role", []edit{{old: "  - name: lab-director\n", new: "  - name: manager\n"}},
 			[]wantProblem{{"roles[1].name", "  - name: manager\n    grants: approver", `duplicate role "manager"`}}, true},
 
+		{"missing name", []edit{{old: "  name: Test Clinic\n", new: ""}},
+			[]wantProblem{{"organization.name", "organization:", "required"}}, false},
+		{"missing scope", []edit{{old: "  scope: [everything]\n", new: ""}},
+			[]wantProblem{{"organization.scope", "organization:", "required"}}, false},
+		{"no roles", []edit{{old: "roles:\n", upTo: "approvals:\n", new: "roles: []\n"}},
+			[]wantProblem{
+				{"organization.owner", "owner: manager", "names no role"},
+				{"asset_classes[0].approvers[0]", "approvers: [manager]", "names no role"},
+				{"asset_classes[1].approvers[0]", "approvers: [lab-director]", "names no role"},
+				{"roles", "roles: []", "at least one role"},
+			}, true},
+
 		// Risk mode, weights, rules.
 		{"mode", []edit{{old: "  mode: score", new: "  mode: vibes"}},
 			[]wantProblem{{"risk.mode", "mode: vibes", "must be one of"}}, false},
@@ -206,6 +217,10 @@ func TestLoadProblems(t *testing.T) {
 			[]wantProblem{{"risk.kev_bands.tiers.medium", "medium: low", `unknown band "medium"`}}, false},
 		{"kev band tier", []edit{{old: "      kev: critical", new: "      kev: urgent"}},
 			[]wantProblem{{"risk.kev_bands.tiers.kev", "kev: urgent", "names no tier"}}, false},
+		{"kev_bands mode needs every band", []edit{{old: "  mode: score", new: "  mode: kev_bands"}, {old: "      other: low\n", new: ""}},
+			[]wantProblem{{"risk.kev_bands.tiers", "    tiers:\n      kev: critical", `"other" is missing`}}, false},
+		{"mission compile error", []edit{{old: "    mission_medium: asset.handles_phi", new: "    mission_medium: asset.handles_phi &&"}},
+			[]wantProblem{{"risk.ssvc.mission_medium", "mission_medium: asset.handles_phi &&", "Syntax error"}}, false},
 		{"kev_bands mode durations", []edit{{old: "  mode: score", new: "  mode: kev_bands"}, {old: "    kev: 14d", new: "    kev: 0"}},
 			[]wantProblem{{"risk.kev_bands.kev", "kev: 0", "positive"}}, false},
 
@@ -233,6 +248,8 @@ func TestLoadProblems(t *testing.T) {
 			}, false},
 
 		// Approvals.
+		{"negative quorum", []edit{{old: "      quorum: 2", new: "      quorum: -1"}},
+			[]wantProblem{{"approvals.types.normal.quorum", "quorum: -1", "must not be negative"}}, false},
 		{"unknown change type", []edit{{old: "    standard:", new: "    routine:"}},
 			[]wantProblem{{"approvals.types.routine", "routine:", `unknown change type "routine"`}}, false},
 		{"quorum above roles", []edit{{old: "      quorum: 2", new: "      quorum: 3"}},
@@ -255,6 +272,11 @@ func TestLoadProblems(t *testing.T) {
 			[]wantProblem{{"emergency.go_no_go", "go_no_go: 0", "positive"}}, false},
 		{"immediate window", []edit{{old: "  window: nightly", new: "  window: immediate"}}, nil, false},
 
+		{"emergency authority empty", []edit{{old: "  authority: [manager]", new: "  authority: []"}},
+			[]wantProblem{{"emergency.authority", "authority: []", "required"}}, false},
+		{"review_within", []edit{{old: "  review_within: 7d\n", new: ""}},
+			[]wantProblem{{"emergency.review_within", "emergency:\n  authority", "positive"}}, false},
+
 		// Windows.
 		{"rrule", []edit{{old: "FREQ=MONTHLY;BYDAY=2TU", new: "FREQ=MONTHLY;BYDAY=2XX"}},
 			[]wantProblem{{"maintenance_windows[0].schedule", "BYDAY=2XX", "not a valid RRULE"}}, false},
@@ -273,11 +295,21 @@ func TestLoadProblems(t *testing.T) {
 		{"offset days", []edit{{old: "    offset_days: 2", new: "    offset_days: 40"}},
 			[]wantProblem{{"maintenance_windows[0].offset_days", "offset_days: 40", "between -31 and 31"}}, false},
 
+		{"window name reserved", []edit{{old: "  - name: monthly\n", new: "  - name: immediate\n"}},
+			[]wantProblem{{"maintenance_windows[0].name", "name: immediate", "reserved"}}, false},
+		{"window start missing", []edit{{old: "    start: \"21:00\"\n", new: ""}},
+			[]wantProblem{{"maintenance_windows[1].start", "  - name: nightly", "required"}}, false},
+		{"weekly without a day", []edit{{old: "    schedule: FREQ=DAILY", new: "    schedule: FREQ=WEEKLY"}},
+			[]wantProblem{{"maintenance_windows[1].schedule", "schedule: FREQ=WEEKLY", "needs BYDAY"}}, false},
+
 		// Freezes.
 		{"freeze date", []edit{{old: "    from: \"2026-05-04\"", new: "    from: \"05/04/2026\""}},
 			[]wantProblem{{"freezes[0].from", "05/04/2026", "YYYY-MM-DD"}}, false},
 		{"freeze order", []edit{{old: "    to: \"2026-05-15\"", new: "    to: \"2026-05-01\""}},
 			[]wantProblem{{"freezes[0].to", "2026-05-01", "before from"}}, false},
+
+		{"duplicate freeze", []edit{{old: "retention:", new: "retention:"}, {old: "freezes:\n", new: "freezes:\n  - name: pt\n    from: \"2026-01-01\"\n    to: \"2026-01-02\"\n"}},
+			[]wantProblem{{"freezes[1].name", "  - name: pt\n    from: \"2026-05-04\"", `duplicate freeze "pt"`}}, false},
 
 		// Rings.
 		{"duplicate ring", []edit{{old: "  - name: rest", new: "  - name: pilot"}},
@@ -288,6 +320,10 @@ func TestLoadProblems(t *testing.T) {
 			[]wantProblem{{"rings[0].success_rate", "success_rate: 95", "between 0 and 1"}}, false},
 		{"ring min_success", []edit{{old: "    min_success: 3", new: "    min_success: -3"}},
 			[]wantProblem{{"rings[0].min_success", "min_success: -3", "must not be negative"}}, false},
+		{"ring halt rate", []edit{{old: "    halt_failure_rate: 0.1", new: "    halt_failure_rate: -0.1"}},
+			[]wantProblem{{"rings[0].halt_failure_rate", "halt_failure_rate: -0.1", "between 0 and 1"}}, false},
+		{"ring max_concurrent", []edit{{old: "    halt_failure_rate: 0.1", new: "    halt_failure_rate: 0.1\n    max_concurrent: -2"}},
+			[]wantProblem{{"rings[0].max_concurrent", "max_concurrent: -2", "must not be negative"}}, false},
 		{"no rings", []edit{{old: "rings:\n", upTo: "testing:\n", new: "rings: []\n"}},
 			[]wantProblem{{"rings", "rings: []", "at least one deployment ring"}}, false},
 
@@ -301,9 +337,14 @@ func TestLoadProblems(t *testing.T) {
 		{"test criteria", []edit{{old: "      criteria: boots\n", new: ""}},
 			[]wantProblem{{"testing.cases[1].criteria", "    - id: boot", "required"}}, false},
 
+		{"empty rollback trigger", []edit{{old: "  triggers: [a test fails]", new: "  triggers: [a test fails, \"\"]"}},
+			[]wantProblem{{"rollback.triggers[1]", "triggers: [a test fails", "required"}}, false},
+
 		// Exceptions and retention.
 		{"exception approver", []edit{{old: "  approver_roles: [approver]", new: "  approver_roles: [approver, boss]"}},
 			[]wantProblem{{"exceptions.approver_roles[1]", "approver_roles: [approver, boss]", "must be one of Patchward's roles"}}, false},
+		{"no exception approvers", []edit{{old: "  approver_roles: [approver]", new: "  approver_roles: []"}},
+			[]wantProblem{{"exceptions.approver_roles", "approver_roles: []", "required"}}, false},
 		{"exception decision", []edit{{old: "  decisions: [accept, mitigate]", new: "  decisions: [accept, ignore]"}},
 			[]wantProblem{{"exceptions.decisions[1]", "decisions: [accept, ignore]", `unknown decision "ignore"`}}, false},
 		{"require_controls", []edit{{old: "  require_controls: [mitigate]", new: "  require_controls: [pray]"}},
@@ -442,6 +483,7 @@ func TestYAMLSyntaxProblems(t *testing.T) {
 		{"tab indentation", applyEdits(t, base, []edit{{old: "  name: Test Clinic\n", new: "  name: Test Clinic\n\tscope: []\n"}}), 4, "tab"},
 		{"unclosed flow list", applyEdits(t, base, []edit{{old: "  authority: [manager]", new: "  authority: [manager"}}), 118, "did not find expected"},
 		{"bad indentation", applyEdits(t, base, []edit{{old: "  epss_jump: 0.1", new: "   epss_jump: 0.1"}}), 86, ""},
+		{"unknown anchor", applyEdits(t, base, []edit{{old: "  tests: [qc]", new: "  tests: *nothing"}}), 120, "unknown anchor"},
 		{"empty file", "", 1, "empty"},
 		{"only comments", "# nothing here\n", 1, "empty"},
 		{"two documents", "version: 1\n---\nversion: 2\n", 2, "one YAML document"},

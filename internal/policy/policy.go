@@ -3,6 +3,16 @@
 // weights, SLA tiers, approvals, windows, rings, exception rules) and is
 // rendered as the written policy document auditors ask for, so the two can
 // never drift apart.
+//
+// Load decodes a file strictly, validates it and compiles its CEL
+// expressions into an immutable *Compiled; a bad file is refused whole with
+// an *Error that lists every problem with its line, column and setting
+// path. Default is the embedded default.yaml, in force before any version
+// is applied. Services evaluate through *Compiled (RuleHits, ClassesOf,
+// RingOf, Mission, TierForScore…) and read settings through its Policy
+// method, which returns a deep copy so no caller can change the policy
+// another request is using. Render writes the policy document in Markdown
+// or HTML.
 package policy
 
 import "time"
