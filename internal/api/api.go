@@ -18,6 +18,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/policy"
 )
 
 // Prefix is where the API is mounted.
@@ -90,7 +91,10 @@ func wrap(rt Route, log *slog.Logger) http.Handler {
 type ErrorBody struct {
 	Error  string            `json:"error"`
 	Fields map[string]string `json:"fields,omitempty"`
-	Status int               `json:"status"`
+	// Problems lists every problem of a refused policy file at its line
+	// and column, so an editor can mark them all at once.
+	Problems []policy.Problem `json:"problems,omitempty"`
+	Status   int              `json:"status"`
 }
 
 // WriteError renders err as JSON with the status its kind maps to. Internal
@@ -101,13 +105,21 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		err = errs.E(errs.TooLarge, "request body is larger than %d bytes", mbe.Limit)
 	}
 	status := errs.HTTPStatus(err)
+	body := ErrorBody{Error: errs.Public(err), Fields: errs.FieldsOf(err)}
+	// A policy file that does not load is well-formed HTTP carrying content
+	// the server cannot accept: 422, with the problems line by line.
+	var pe *policy.Error
+	if status == http.StatusBadRequest && errors.As(err, &pe) {
+		status, body.Problems = http.StatusUnprocessableEntity, pe.Problems
+	}
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="patchward"`)
 	}
-	WriteJSON(w, status, ErrorBody{Error: errs.Public(err), Fields: errs.FieldsOf(err), Status: status})
+	body.Status = status
+	WriteJSON(w, status, body)
 }
 
 // WriteJSON renders v to a buffer first, so an encoding failure never leaves

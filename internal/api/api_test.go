@@ -21,6 +21,8 @@ import (
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/risk"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
@@ -49,6 +51,8 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 		Findings: findings, Advisories: db.Feeds(), Evaluator: findings,
 		Fleet: fleet.NewService(db.Fleet(), fleet.Options{}),
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+	a.Policies = policy.NewService(db.Policies(), nil)
+	a.Risk = risk.NewService(db.Risk(), a.Policies, fakeIntel{}, risk.Options{Log: a.Log})
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"net/http"
+	"path"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -119,7 +120,13 @@ func operationID(rt Route) string {
 	return b.String()
 }
 
-type schemaGen struct{ components map[string]any }
+type schemaGen struct {
+	components map[string]any
+	// types records which Go type holds each component name: two packages'
+	// types of one name (match.Summary, risk.Summary) must not share a
+	// schema.
+	types map[string]reflect.Type
+}
 
 var timeType = reflect.TypeOf(time.Time{})
 
@@ -161,6 +168,16 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		if name == "" {
 			return g.structSchema(t)
 		}
+		if g.types == nil {
+			g.types = map[string]reflect.Type{}
+		}
+		if prev, taken := g.types[name]; taken && prev != t {
+			// The first type keeps the short name; later ones are
+			// qualified by package ("RiskSummary").
+			pkg := path.Base(t.PkgPath())
+			name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
+		}
+		g.types[name] = t
 		if _, done := g.components[name]; !done {
 			g.components[name] = map[string]any{} // break cycles
 			g.components[name] = g.structSchema(t)

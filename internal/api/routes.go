@@ -11,6 +11,8 @@ import (
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/risk"
 )
 
 // API holds the services the JSON API exposes.
@@ -24,9 +26,14 @@ type API struct {
 	Advisories feeds.Reader
 	Evaluator  HostEvaluator
 	// Fleet serves the endpoint agents' admin routes when set.
-	Fleet   *fleet.Service
-	Log     *slog.Logger
-	Version string
+	Fleet *fleet.Service
+	// Policies serves the policy in force, its versions and document;
+	// Risk the prioritised worklist, score explanations and exceptions.
+	// Each group of routes is offered only when its service is set.
+	Policies *policy.Service
+	Risk     *risk.Service
+	Log      *slog.Logger
+	Version  string
 }
 
 // FindingsReader lists findings; *match.Service implements it.
@@ -50,6 +57,12 @@ func (a *API) Routes() []Route {
 	}
 	if a.Fleet != nil {
 		rs = append(rs, a.fleetRoutes(a.Fleet)...)
+	}
+	if a.Policies != nil {
+		rs = append(rs, a.policyRoutes(a.Policies)...)
+	}
+	if a.Risk != nil {
+		rs = append(rs, a.riskRoutes(a.Risk)...)
 	}
 	rs = append(rs, Route{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document",
 		Perm: auth.PermAuthenticated, Resp: map[string]any{},

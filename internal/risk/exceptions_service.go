@@ -173,6 +173,11 @@ func (s *Service) ExceptionAging(ctx context.Context) (AgingReport, error) {
 	return Aging(es, s.now()), nil
 }
 
+// Now is the service's clock. Callers phrase relative windows ("review due
+// now", "expiring within 30 days") on it, so a listing agrees with the
+// times the service itself judges exceptions by.
+func (s *Service) Now() time.Time { return s.now() }
+
 // ReviewsDue lists approved exceptions whose review is due by the given
 // time (now when zero).
 func (s *Service) ReviewsDue(ctx context.Context, by time.Time) ([]Exception, error) {
