@@ -344,10 +344,8 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 		return fmt.Errorf("read findings to assess: %w", translate(err))
 	}
 	defer rows.Close()
-	var (
-		prevAsset, prevTags, prevGroups string
-		prevFacts                       policy.AssetFacts
-	)
+	// One entry per asset: a hospital group's assets, not its findings.
+	members := map[string]assetMembers{}
 	for rows.Next() {
 		var (
 			sub                  risk.Subject
@@ -367,10 +365,9 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 		a.Type, a.NetworkZone, a.Exposure, a.Criticality = typ, zone, exp, crit
 		a.SafetyImpact, a.DataClass, a.Restriction = saf, dc, restr
 		sub.TimeZone = tzn
-		// An asset's findings mostly come together: decode its tags and
-		// groups once for the run of them.
-		if a.ID == prevAsset && tags == prevTags && groups == prevGroups {
-			a.Tags, a.Groups = prevFacts.Tags, prevFacts.Groups
+		// Decode each asset's tags and groups once, not once per finding.
+		if m, ok := members[a.ID]; ok && m.tagsJSON == tags && m.groupsJSON == groups {
+			a.Tags, a.Groups = m.tags, m.groups
 		} else {
 			if a.Tags, err = jsonStrings(tags); err != nil {
 				return fmt.Errorf("asset %s: tags: %w", a.ID, err)
@@ -378,7 +375,7 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 			if a.Groups, err = jsonStrings(groups); err != nil {
 				return fmt.Errorf("asset %s: groups: %w", a.ID, err)
 			}
-			prevAsset, prevTags, prevGroups, prevFacts = a.ID, tags, groups, *a
+			members[a.ID] = assetMembers{tagsJSON: tags, groupsJSON: groups, tags: a.Tags, groups: a.Groups}
 		}
 		if sub.Record, err = rec.record(); err != nil {
 			return err
@@ -391,6 +388,13 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 		return fmt.Errorf("read findings to assess: %w", translate(err))
 	}
 	return nil
+}
+
+// assetMembers is an asset's aggregated tags and groups, as read and as
+// decoded.
+type assetMembers struct {
+	tagsJSON, groupsJSON string
+	tags, groups         []string
 }
 
 // withExtra scans a row into the destinations its caller asks for followed
