@@ -174,21 +174,6 @@ func (a *API) worklist(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 	if f.Offset, err = queryInt(r, "offset", 0); err != nil {
 		return err
 	}
-	if f.Tier != "" && a.Policies != nil {
-		// Tiers are the policy's own names: a misspelt one would quietly
-		// list nothing, so name the ones that exist.
-		c, _, err := a.Policies.Current(r.Context())
-		if err != nil {
-			return err
-		}
-		if _, _, ok := c.TierByName(f.Tier); !ok {
-			var names []string
-			for _, t := range c.Policy().Risk.Tiers {
-				names = append(names, t.Name)
-			}
-			return errs.E(errs.Invalid, "query parameter tier: %q is not a tier of the policy in force: %s", f.Tier, strings.Join(names, ", "))
-		}
-	}
 	return reply{w, http.StatusOK}.send(a.Risk.Worklist(r.Context(), f))
 }
 

@@ -289,7 +289,7 @@ func TestWorklistRoutes(t *testing.T) {
 			t.Errorf("worklist?sla=excepted total = %d; want 0", page.Total)
 		}
 		for _, tc := range []struct{ query, msg string }{
-			{"tier=urgentish", `"urgentish" is not a tier of the policy in force: critical`},
+			{"tier=urgentish", `tier "urgentish" is not a tier of the policy in force; its tiers are critical`},
 			{"sla=late", `sla: "late" is not one of: breached, due_soon`},
 			{"sort=name", `sort: "name" is not one of: score, due`},
 			{"status=closed", `status: "closed" is not one of`},

@@ -401,7 +401,8 @@ func (s *Service) expireDue(ctx context.Context, pol *policy.Compiled, now time.
 	return n, nil
 }
 
-// Worklist lists records, most urgent first.
+// Worklist lists records, most urgent first. Status, SLA, sort and tier
+// are checked here, so every surface refuses a misspelt one the same way.
 func (s *Service) Worklist(ctx context.Context, f WorklistFilter) (WorklistPage, error) {
 	if f.Now.IsZero() {
 		f.Now = s.now()
@@ -420,6 +421,21 @@ func (s *Service) Worklist(ctx context.Context, f WorklistFilter) (WorklistPage,
 	case "", "score", "due":
 	default:
 		return WorklistPage{}, errs.E(errs.Invalid, "sort must be score or due")
+	}
+	if f.Tier != "" {
+		// Tiers are the policy's own names: a misspelt one would quietly
+		// list nothing, so name the ones that exist.
+		pol, _, err := s.policies.Current(ctx)
+		if err != nil {
+			return WorklistPage{}, fmt.Errorf("worklist: %w", err)
+		}
+		if _, _, ok := pol.TierByName(f.Tier); !ok {
+			var names []string
+			for _, t := range pol.Policy().Risk.Tiers {
+				names = append(names, t.Name)
+			}
+			return WorklistPage{}, errs.E(errs.Invalid, "tier %q is not a tier of the policy in force; its tiers are %s", f.Tier, strings.Join(names, ", "))
+		}
 	}
 	return s.store.Worklist(ctx, f)
 }
