@@ -116,7 +116,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
-		Findings: a.findings, Advisories: db.Feeds(),
+		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies,
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
@@ -239,24 +239,82 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 }
 
 func seedDemo(ctx context.Context, a *app, cmd *cobra.Command) error {
+	out := cmd.OutOrStdout()
 	n, err := demo.Seed(ctx, a.inventory, time.Now())
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "Seeded the demo clinic: %d assets.\n", n)
-		if err := a.importDemoFeeds(ctx); err != nil {
-			return err
-		}
-	}
-	pw, created, err := a.accounts.EnsureAdmin(ctx, audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}, "admin")
+	pw, created, err := a.accounts.EnsureAdmin(ctx, demoSeeder, "admin")
 	if err != nil {
 		return err
 	}
+	approverPW := ""
+	if n > 0 {
+		fmt.Fprintf(out, "Seeded the demo clinic: %d assets.\n", n)
+		if err := a.importDemoFeeds(ctx); err != nil {
+			return err
+		}
+		if approverPW, err = a.seedDemoRisk(ctx, out); err != nil {
+			return err
+		}
+	}
 	if created {
-		fmt.Fprintf(cmd.OutOrStdout(), "\nDemo admin created. Sign in with:\n  username: admin\n  password: %s\n(shown once; change it with `patchward user reset-password --username admin`)\n\n", pw)
+		fmt.Fprintf(out, "\nDemo admin created. Sign in with:\n  username: admin\n  password: %s\n(shown once; change it with `patchward user reset-password --username admin`)\n\n", pw)
+	}
+	if approverPW != "" {
+		fmt.Fprintf(out, "Demo approver created (approves risk acceptances and changes). Sign in with:\n  username: %s\n  password: %s\n(shown once; change it with `patchward user reset-password --username %[1]s`)\n\n", demoApprover, approverPW)
 	}
 	return nil
+}
+
+// demoSeeder is the audit actor of everything the demo seeds itself.
+var demoSeeder = audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}
+
+// demoApprover is the demo user who approves the demo's risk acceptance.
+const demoApprover = "approver"
+
+// seedDemoRisk matches the demo clinic against the demo advisories,
+// prioritises the findings and records the demo's approved risk acceptance
+// for the infusion pumps, so the first worklist is the one a clinic would
+// see. The acceptance is requested by the demo admin and approved by a
+// second, approver user (separation of duties), whose new password it
+// returns ("" if that user already existed).
+func (a *app) seedDemoRisk(ctx context.Context, out io.Writer) (string, error) {
+	if _, _, err := a.watcher.Check(ctx); err != nil {
+		return "", fmt.Errorf("match the demo clinic: %w", err)
+	}
+	if _, err := a.risk.Recompute(ctx, ""); err != nil {
+		return "", fmt.Errorf("prioritise the demo findings: %w", err)
+	}
+	requester := risk.Requester{Actor: demoSeeder, Role: string(auth.RoleAdmin)}
+	if u, err := a.accounts.UserByName(ctx, "admin"); err == nil && u.Role == auth.RoleAdmin {
+		requester.Actor = audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username}
+	}
+	pw := auth.BootstrapPassword()
+	u, err := a.accounts.CreateUser(ctx, demoSeeder, auth.NewUser{Username: demoApprover,
+		DisplayName: "Demo approver (security officer)", Role: auth.RoleApprover, Password: pw})
+	if errs.KindOf(err) == errs.Conflict {
+		pw = ""
+		u, err = a.accounts.UserByName(ctx, demoApprover)
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo approver: %w", err)
+	}
+	approver := risk.Requester{Actor: audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username}, Role: string(u.Role)}
+	if _, err := demo.AcceptPumpRisk(ctx, a.inventory, a.risk, requester, approver, time.Now()); err != nil {
+		return "", err
+	}
+	// Re-score now rather than in the background, so the first worklist
+	// already shows the pumps' findings as excepted.
+	if _, err := a.risk.Recompute(ctx, ""); err != nil {
+		return "", fmt.Errorf("prioritise the demo findings: %w", err)
+	}
+	wl, err := a.risk.Worklist(ctx, risk.WorklistFilter{Limit: 1})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out, "Prioritised the demo findings: %d open on the worklist; the infusion pumps' findings are under an approved risk acceptance.\n", wl.Total)
+	return pw, nil
 }
 
 // auditEntries adapts the audit service to the UI's listing interface.
@@ -402,7 +460,7 @@ func (a *app) importDemoFeeds(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	actor := audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}
+	actor := demoSeeder
 	for _, df := range dfs {
 		path := filepath.Join(dir, df.File)
 		if err := os.WriteFile(path, df.Data, 0o600); err != nil {

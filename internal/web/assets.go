@@ -9,6 +9,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/risk"
 )
 
 // option is one choice in a select.
@@ -166,6 +167,11 @@ type assetDetailView struct {
 	// Findings is the Vulnerabilities section; nil when the UI has no
 	// findings service.
 	Findings *assetFindingsView
+	// WorklistURL lists the asset's findings in priority order;
+	// RequestExceptionURL starts an exception for all of them. Empty when
+	// the user may not, or the UI has no such service.
+	WorklistURL         string
+	RequestExceptionURL string
 }
 
 func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -207,6 +213,12 @@ func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal
 		if v.Findings, err = ui.assetFindings(ctx, assetRef{ID: a.ID, Name: a.Name}); err != nil {
 			return err
 		}
+	}
+	if ui.cfg.Risk != nil && p.Can(auth.PermRiskRead) {
+		v.WorklistURL = "/worklist?" + url.Values{"asset": {a.ID}}.Encode()
+	}
+	if ui.cfg.Exceptions != nil && p.Can(auth.PermExceptionRequest) {
+		v.RequestExceptionURL = "/exceptions/new?" + url.Values{"scope": {risk.ScopeAsset}, "target": {a.ID}}.Encode()
 	}
 	ui.render(w, r, http.StatusOK, "asset", a.Name, v)
 	return nil

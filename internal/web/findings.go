@@ -2,15 +2,19 @@ package web
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/risk"
 )
 
 // findingsPageSize is how many findings one page of the worklist shows;
@@ -211,9 +215,144 @@ type findingDetailView struct {
 	Advisory   *advisory.Advisory
 	Severity   []severityView
 	Advisories bool
+	// Priority is the finding's risk record explained; nil without the
+	// risk engine or before the finding was first assessed (Unscored).
+	Priority *priorityView
+	Unscored bool
+	// RequestExceptionURL opens the exception form for this finding when
+	// the user may request one.
+	RequestExceptionURL string
 }
 
-func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+// priorityView is the Priority section of the finding page: the score and
+// every term that made it, the SSVC walk when the policy uses SSVC, the SLA
+// clock with its reasons, the exception that stops it, and the history of
+// every change of tier or due date.
+type priorityView struct {
+	Score   string
+	Tier    string
+	Mode    string
+	Band    string
+	Classes []string
+	Factors []factorRow
+	SSVC    *risk.SSVCDecision
+	// SSVCWhy are the SSVC inputs with how each was derived, in the
+	// decision table's order.
+	SSVCWhy       []ssvcInput
+	Target        string
+	TargetWhy     string
+	PolicyVersion int
+
+	SLA          string
+	FirstSeen    when
+	FixAvailable when
+	ClockStart   when
+	ClockBasis   string
+	Due          dueView
+	DueSoonAt    when
+	DueReason    string
+	Resolved     when
+	MetSLA       *bool
+	TimeZone     string
+
+	ExceptionID string
+	// ExceptionLink says whether the exception has a page to link to.
+	ExceptionLink bool
+	History       []historyRow
+}
+
+type factorRow struct {
+	Name, Input, Points, Note string
+}
+
+type ssvcInput struct {
+	Name, Value, Why string
+}
+
+type historyRow struct {
+	At            when
+	Tier          string
+	Score         string
+	Due           when
+	Status        string
+	Reason        string
+	PolicyVersion int
+}
+
+// fmtPoints shows a factor's points signed, so a compensating control's
+// reduction reads as one: "+30", "−5", "0".
+func fmtPoints(f float64) string {
+	s := fmtScore(math.Abs(f))
+	switch {
+	case s == "0":
+		return "0"
+	case f < 0:
+		return "−" + s
+	}
+	return "+" + s
+}
+
+// priority builds the Priority section for f, in the time zone of its
+// asset's site.
+func (ui *UI) priority(ctx context.Context, f match.Finding) (*priorityView, error) {
+	ex, err := ui.cfg.Risk.Explain(ctx, f.ID)
+	if err != nil {
+		return nil, err
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	loc := zones.org
+	if a, err := ui.cfg.Inventory.Asset(ctx, f.AssetID); err == nil && a.SiteID != "" {
+		sites, err := ui.cfg.Inventory.Sites(ctx)
+		if err != nil {
+			return nil, err
+		}
+		zones.sites(sites)
+		loc = zones.of(a.SiteID)
+	}
+	now := ui.cfg.Now()
+	rec, as := ex.Record, ex.Record.Assessment
+	at := func(t time.Time) when { return whenAt(t, loc, now) }
+	atp := func(t *time.Time) when {
+		if t == nil {
+			return when{}
+		}
+		return at(*t)
+	}
+	v := &priorityView{Score: fmtScore(as.Score), Tier: as.Tier, Mode: as.Mode, Band: as.Band, Classes: as.Classes,
+		SSVC: as.SSVC, Target: as.TargetText, TargetWhy: as.TargetWhy, PolicyVersion: rec.PolicyVersion,
+		SLA: ex.SLA, FirstSeen: at(rec.FirstSeen), FixAvailable: atp(rec.FixAvailableAt), ClockStart: at(rec.ClockStart),
+		ClockBasis: rec.ClockBasis, Due: dueOf(rec.DueAt, ex.SLA, loc, now), DueReason: rec.DueReason,
+		Resolved: atp(rec.ResolvedAt), MetSLA: rec.MetSLA, TimeZone: loc.String(),
+		ExceptionID: rec.ExceptionID, ExceptionLink: ui.cfg.Exceptions != nil}
+	if rec.ClockBasis != risk.BasisAwaitingFix && !rec.DueSoonAt.IsZero() {
+		v.DueSoonAt = at(rec.DueSoonAt)
+	}
+	if rec.ClockBasis == risk.BasisAwaitingFix {
+		v.ClockStart = when{}
+	}
+	for _, fa := range as.Factors {
+		v.Factors = append(v.Factors, factorRow{Name: fa.Name, Input: fa.Input, Points: fmtPoints(fa.Points), Note: fa.Note})
+	}
+	if d := as.SSVC; d != nil {
+		v.SSVCWhy = []ssvcInput{
+			{"Exploitation", d.Exploitation, d.Why["exploitation"]},
+			{"Automatable", d.Automatable, d.Why["automatable"]},
+			{"Technical impact", d.TechnicalImpact, d.Why["technical_impact"]},
+			{"Mission & well-being", d.Mission, d.Why["mission_wellbeing"]},
+		}
+	}
+	// Newest first: the question is usually "why did this change?".
+	for _, e := range slices.Backward(ex.History) {
+		v.History = append(v.History, historyRow{At: at(e.At), Tier: e.Tier, Score: fmtScore(e.Score), Due: at(e.DueAt),
+			Status: e.Status, Reason: e.Reason, PolicyVersion: e.PolicyVersion})
+	}
+	return v, nil
+}
+
+func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	ctx := r.Context()
 	f, err := ui.cfg.Findings.Finding(ctx, r.PathValue("id"))
 	if err != nil {
@@ -237,6 +376,20 @@ func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, _ auth.Princip
 			v.Advisory = &a
 			v.Severity = severities(a.Severity)
 		}
+	}
+	if ui.cfg.Risk != nil && p.Can(auth.PermRiskRead) {
+		v.Priority, err = ui.priority(ctx, f)
+		switch {
+		case errs.KindOf(err) == errs.NotFound:
+			// Not assessed yet: the engine scores new findings within
+			// moments of matching, or once advisory data has loaded.
+			v.Unscored = true
+		case err != nil:
+			return err
+		}
+	}
+	if ui.cfg.Exceptions != nil && p.Can(auth.PermExceptionRequest) && f.State == match.StateOpen {
+		v.RequestExceptionURL = "/exceptions/new?" + url.Values{"scope": {risk.ScopeFinding}, "target": {f.ID}, "vuln": {f.VulnID}}.Encode()
 	}
 	ui.render(w, r, http.StatusOK, "finding", f.VulnID+" on "+v.AssetName, v)
 	return nil

@@ -58,6 +58,28 @@ func (ui *UI) routes() []route {
 			route{"GET /advisories/{id}", auth.PermAssetRead, ui.showAdvisory},
 			route{"GET /feeds", auth.PermAssetRead, ui.feedsPage})
 	}
+	if ui.cfg.Risk != nil {
+		rs = append(rs, route{"GET /worklist", auth.PermRiskRead, ui.worklist})
+	}
+	if ui.cfg.Policy != nil {
+		rs = append(rs,
+			route{"GET /policy", auth.PermPolicyRead, ui.policyPage},
+			route{"GET /policy/document.md", auth.PermPolicyRead, ui.policyDocument},
+			route{"GET /policy/document.html", auth.PermPolicyRead, ui.policyDocument},
+			route{"GET /policy/edit", auth.PermPolicyWrite, ui.policyEditor},
+			route{"POST /policy/edit", auth.PermPolicyWrite, ui.policySubmit})
+	}
+	if ui.cfg.Exceptions != nil {
+		rs = append(rs,
+			route{"GET /exceptions", auth.PermRiskRead, ui.listExceptions},
+			route{"GET /exceptions/new", auth.PermExceptionRequest, ui.newException},
+			route{"POST /exceptions/new", auth.PermExceptionRequest, ui.createException},
+			route{"GET /exceptions/{id}", auth.PermRiskRead, ui.showException},
+			route{"POST /exceptions/{id}/decide", auth.PermExceptionDecide, ui.decideException},
+			// A requester withdraws their own request: it needs only the
+			// right to request, and the handler checks it is theirs.
+			route{"POST /exceptions/{id}/withdraw", auth.PermExceptionRequest, ui.withdrawException})
+	}
 	if ui.cfg.Importer != nil {
 		rs = append(rs,
 			route{"GET /import", auth.PermAssetImport, ui.importPage},
@@ -87,9 +109,19 @@ func (ui *UI) wrap(rt route) http.Handler {
 	})
 }
 
-func (ui *UI) home(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	http.Redirect(w, r, "/assets", http.StatusSeeOther)
+func (ui *UI) home(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	http.Redirect(w, r, ui.landing(p), http.StatusSeeOther)
 	return nil
+}
+
+// landing is where a principal starts: the worklist answers the first
+// question of the day ("what do we patch this week?") when the risk engine
+// is wired and the role may read it, the asset list otherwise.
+func (ui *UI) landing(p auth.Principal) string {
+	if ui.cfg.Risk != nil && p.Can(auth.PermRiskRead) {
+		return "/worklist"
+	}
+	return "/assets"
 }
 
 func notFound() error { return errs.E(errs.NotFound, "there is no such page") }
@@ -155,10 +187,13 @@ func (ui *UI) nav(r *http.Request, p auth.Principal) []navItem {
 			items = append(items, navItem{Label: label, Href: href, Current: cur})
 		}
 	}
+	add("Worklist", "/worklist", auth.PermRiskRead, ui.cfg.Risk != nil)
 	add("Assets", "/assets", auth.PermAssetRead, true)
 	add("Findings", "/findings", auth.PermAssetRead, ui.cfg.Findings != nil)
 	add("Advisories", "/advisories", auth.PermAssetRead, ui.cfg.Advisories != nil)
 	add("Feeds", "/feeds", auth.PermAssetRead, ui.cfg.Advisories != nil)
+	add("Exceptions", "/exceptions", auth.PermRiskRead, ui.cfg.Exceptions != nil)
+	add("Policy", "/policy", auth.PermPolicyRead, ui.cfg.Policy != nil)
 	add("Import", "/import", auth.PermAssetImport, ui.cfg.Importer != nil)
 	add("Audit log", "/audit", auth.PermAuditRead, ui.cfg.Audit != nil)
 	return items
@@ -221,15 +256,19 @@ func parsePages(st *staticFiles) (map[string]*template.Template, error) {
 
 func funcs(st *staticFiles) template.FuncMap {
 	return template.FuncMap{
-		"static":      st.url,
-		"label":       label,
-		"date":        func(v any) string { return formatTime(v, "2006-01-02") },
-		"datetime":    func(v any) string { return formatTime(v, "2006-01-02 15:04:05 UTC") },
-		"join":        strings.Join,
-		"percent":     percent,
-		"advisoryURL": func(id string) string { return "/advisories/" + url.PathEscape(id) },
-		"findingURL":  func(id string) string { return "/findings/" + url.PathEscape(id) },
-		"assetURL":    func(id string) string { return "/assets/" + url.PathEscape(id) },
+		"static":       st.url,
+		"label":        label,
+		"date":         func(v any) string { return formatTime(v, "2006-01-02") },
+		"datetime":     func(v any) string { return formatTime(v, "2006-01-02 15:04:05 UTC") },
+		"join":         strings.Join,
+		"percent":      percent,
+		"advisoryURL":  func(id string) string { return "/advisories/" + url.PathEscape(id) },
+		"findingURL":   func(id string) string { return "/findings/" + url.PathEscape(id) },
+		"assetURL":     func(id string) string { return "/assets/" + url.PathEscape(id) },
+		"exceptionURL": func(id string) string { return "/exceptions/" + url.PathEscape(id) },
+		"slaLabel":     slaLabel,
+		"score":        fmtScore,
+		"decisionForm": decisionForm,
 	}
 }
 
@@ -293,6 +332,17 @@ var labels = map[string]string{
 	"none_available": "None available", "no_fix_planned": "No fix planned",
 	"osv": "OSV", "nvd": "NVD", "nvd-cpe": "NVD (CPE)", "csaf": "CSAF", "kev": "CISA KEV", "epss": "FIRST EPSS",
 	"CVSS_V2": "CVSS v2", "CVSS_V3": "CVSS v3", "CVSS_V4": "CVSS v4",
+	// Risk: clock bases, SSVC values, exceptions.
+	"first_seen": "From first seen", "fix_available": "From when a fix was available", "reopened": "Reopened",
+	"exception_ended": "Exception ended", "reprioritized": "Re-prioritised", "policy_changed": "Policy changed",
+	"awaiting_fix": "Awaiting fix", "vex_withdrawn": "Vendor statement withdrawn", "excepted": "Excepted",
+	"poc": "Proof of concept", "active": "Active", "yes": "Yes", "no": "No", "partial": "Partial", "total": "Total",
+	"track": "Track", "track*": "Track*", "attend": "Attend", "act": "Act",
+	"requested": "Requested", "approved": "Approved", "rejected": "Rejected", "revoked": "Revoked", "expired": "Expired",
+	"accept": "Accept", "mitigate": "Mitigate", "transfer": "Transfer", "avoid": "Avoid",
+	"segmentation": "Network segmentation", "allowlisting": "Application allowlisting", "monitoring": "Monitoring",
+	"feature_disabled": "Feature disabled", "access_restriction": "Access restriction", "vendor_managed": "Vendor-managed",
+	"other": "Other", "finding": "Finding", "asset": "Asset", "group": "Group", "continue": "Continue", "revoke": "Revoke",
 }
 
 // label returns the display name of an enum value.

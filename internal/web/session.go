@@ -23,7 +23,7 @@ func (ui *UI) loginPage(w http.ResponseWriter, r *http.Request, p auth.Principal
 	next := safeNext(r.URL.Query().Get("next"))
 	if p.UserID != "" {
 		// Already signed in: a bookmarked /login should not ask again.
-		http.Redirect(w, r, orDefault(next, "/assets"), http.StatusSeeOther)
+		http.Redirect(w, r, orDefault(next, ui.landing(p)), http.StatusSeeOther)
 		return nil
 	}
 	ui.render(w, r, http.StatusOK, "login", "Sign in", loginView{Next: next})
@@ -37,7 +37,7 @@ func (ui *UI) login(w http.ResponseWriter, r *http.Request, _ auth.Principal) er
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	next := safeNext(r.PostForm.Get("next"))
-	token, _, err := ui.cfg.Accounts.Login(r.Context(), username, r.PostForm.Get("password"), authn.ClientAddr(r))
+	token, p, err := ui.cfg.Accounts.Login(r.Context(), username, r.PostForm.Get("password"), authn.ClientAddr(r))
 	if err != nil {
 		status := errs.HTTPStatus(err)
 		msg := errs.Public(err)
@@ -53,7 +53,7 @@ func (ui *UI) login(w http.ResponseWriter, r *http.Request, _ auth.Principal) er
 		return nil
 	}
 	authn.SetCookie(w, r, token)
-	http.Redirect(w, r, orDefault(next, "/assets"), http.StatusSeeOther)
+	http.Redirect(w, r, orDefault(next, ui.landing(p)), http.StatusSeeOther)
 	return nil
 }
 

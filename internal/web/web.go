@@ -1,14 +1,18 @@
 // Package web is Patchward's server-rendered HTML UI: sign-in, the asset
 // inventory (list, detail, edit, create), CSV import with a preview, the
-// audit log viewer, and vulnerability intelligence (findings across the
-// estate and per asset, advisory search and detail, feed status). It needs no JavaScript and no front-end build step:
+// audit log viewer, vulnerability intelligence (findings across the
+// estate and per asset, advisory search and detail, feed status), and risk:
+// the prioritised worklist, each finding's score explanation and SLA clock,
+// the policy in force with its editor, and exceptions (risk acceptances)
+// from request to approval and review. It needs no JavaScript and no
+// front-end build step:
 // templates and static files are embedded and parsed once at start-up, and
 // every page is rendered to a buffer before a byte is written, so a template
 // failure becomes a clean error page instead of half a table.
 //
 // The package declares the narrow interfaces it consumes (Accounts,
-// Inventory, Importer, AuditLog, FindingsReader, AdvisoryReader); main wires
-// the real services in.
+// Inventory, Importer, AuditLog, FindingsReader, AdvisoryReader, RiskReader,
+// ExceptionService, PolicyService); main wires the real services in.
 package web
 
 import (
@@ -19,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/audit"
@@ -26,6 +31,8 @@ import (
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/risk"
 )
 
 // Accounts signs users in and out. The auth service implements it.
@@ -147,10 +154,55 @@ type AdvisoryReader interface {
 	FeedStatus(ctx context.Context) ([]feeds.Status, error)
 }
 
+// RiskReader is the read side of the risk engine the UI shows;
+// *risk.Service implements it. Scores and clocks change when findings, the
+// policy or exceptions do, never by a click on the worklist.
+type RiskReader interface {
+	// Worklist lists risk records, most urgent first (or soonest due).
+	Worklist(ctx context.Context, f risk.WorklistFilter) (risk.WorklistPage, error)
+	// Explain returns a finding's record, SLA state and priority history;
+	// NotFound until the finding has been assessed.
+	Explain(ctx context.Context, findingID string) (risk.Explanation, error)
+}
+
+// ExceptionService requests, decides and lists exceptions; *risk.Service
+// implements it. The service, not the UI, enforces the policy's approver
+// roles, separation of duties and the revision check, so the UI only has
+// to show what it says.
+type ExceptionService interface {
+	RequestException(ctx context.Context, who risk.Requester, e risk.Exception) (risk.Exception, error)
+	DecideException(ctx context.Context, who risk.Requester, id string, d risk.Decision) (risk.Exception, error)
+	// Exception returns one exception with its reviews; NotFound if none.
+	Exception(ctx context.Context, id string) (risk.Exception, []risk.Review, error)
+	Exceptions(ctx context.Context, f risk.ExceptionFilter) ([]risk.Exception, error)
+	ExceptionAging(ctx context.Context) (risk.AgingReport, error)
+	// ReviewsDue lists approved exceptions whose review is due by by.
+	ReviewsDue(ctx context.Context, by time.Time) ([]risk.Exception, error)
+}
+
+// PolicyService keeps the policy in force; *policy.Service implements it.
+type PolicyService interface {
+	// Current returns the policy in force and its version (0 for the
+	// built-in default).
+	Current(ctx context.Context) (*policy.Compiled, policy.Version, error)
+	// Validate loads src without applying it; a bad file is an error
+	// wrapping *policy.Error with every problem and its line.
+	Validate(src []byte) (*policy.Compiled, error)
+	// Apply validates src and stores it as the next version; on any error
+	// the old version stays in force.
+	Apply(ctx context.Context, actor audit.Actor, src []byte, comment string) (policy.Version, error)
+	// Versions lists applied versions, newest first, without their source.
+	Versions(ctx context.Context) ([]policy.Version, error)
+	// Version returns version n with its source (0 is the built-in default).
+	Version(ctx context.Context, n int) (*policy.Compiled, policy.Version, error)
+	// Document renders version n (-1 for the one in force) as "md" or "html".
+	Document(ctx context.Context, n int, format string) ([]byte, error)
+}
+
 // Config is everything the UI needs. Accounts and Inventory are required;
-// without Importer, Audit, Findings or Advisories the pages that need them
-// (and their navigation links) are not offered, so the UI can ship before
-// those services do.
+// without Importer, Audit, Findings, Advisories, Risk, Exceptions or Policy
+// the pages that need them (and their navigation links) are not offered,
+// so the UI can ship before those services do.
 type Config struct {
 	Accounts  Accounts
 	Inventory Inventory
@@ -162,6 +214,17 @@ type Config struct {
 	// Advisories enables /advisories, /advisories/{id} and /feeds, and
 	// links from findings to their advisories.
 	Advisories AdvisoryReader
+	// Risk enables /worklist (the landing page when present) and the
+	// Priority section of the finding page.
+	Risk RiskReader
+	// Exceptions enables /exceptions and the "Request exception" links.
+	Exceptions ExceptionService
+	// Policy enables /policy and its editor; the worklist and exception
+	// forms also read tier names, decisions and the time zone from it.
+	Policy PolicyService
+	// Now is the clock for "due in 3 days" and the exception views;
+	// default time.Now.
+	Now func() time.Time
 	// ImportKinds lists the CSV kinds offered on the import page; default
 	// DefaultImportKinds().
 	ImportKinds []ImportKind
@@ -207,6 +270,9 @@ func New(cfg Config) (*UI, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	st, err := loadStatic()
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -235,6 +301,9 @@ func (ui *UI) Handler() http.Handler {
 // Compile-time checks that the real services fit the interfaces, so a
 // change of signature breaks the build here rather than main's wiring.
 var (
-	_ FindingsReader = (*match.Service)(nil)
-	_ AdvisoryReader = feeds.Reader(nil)
+	_ FindingsReader   = (*match.Service)(nil)
+	_ AdvisoryReader   = feeds.Reader(nil)
+	_ RiskReader       = (*risk.Service)(nil)
+	_ ExceptionService = (*risk.Service)(nil)
+	_ PolicyService    = (*policy.Service)(nil)
 )
