@@ -420,15 +420,8 @@ func jsonStrings(s string) ([]string, error) {
 
 // Worklist.
 
-// SLA filter values beyond the risk package's committed constants.
-const (
-	// slaAwaitingFix: open, with no clock running (no fix available yet).
-	slaAwaitingFix = "awaiting_fix"
-	// basisAwaitingFix is the clock basis of a clock not started.
-	basisAwaitingFix = "awaiting_fix"
-	// worklistAll lists every status.
-	worklistAll = "all"
-)
+// worklistAll is the worklist status that lists every status.
+const worklistAll = "all"
 
 // Worklist limits.
 const (
@@ -436,41 +429,7 @@ const (
 	worklistMaxLimit     = 1000
 )
 
-// slaState is the SLA state of r at now; the worklist's SLA filter selects
-// the same states in SQL (slaCondition), and both follow the risk
-// package's rules: due soon from DueSoonAt up to and including DueAt,
-// breached after it.
-//
-// TODO(risk): call risk.SLAState once it is committed.
-func slaState(r risk.Record, now time.Time) string {
-	switch r.Status {
-	case risk.StatusExcepted:
-		return risk.SLAExcepted
-	case risk.StatusFixed:
-		switch {
-		case r.MetSLA == nil:
-			return ""
-		case *r.MetSLA:
-			return risk.SLAMet
-		default:
-			return risk.SLAMissed
-		}
-	case risk.StatusNotAffected:
-		return ""
-	}
-	switch {
-	case r.ClockBasis == basisAwaitingFix || r.DueAt.IsZero():
-		return slaAwaitingFix
-	case now.After(r.DueAt):
-		return risk.SLABreached
-	case !now.Before(r.DueSoonAt):
-		return risk.SLADueSoon
-	default:
-		return risk.SLAOnTrack
-	}
-}
-
-// slaCondition is slaState as SQL over finding_risk r, with ? for the
+// slaCondition is risk.SLAState as SQL over finding_risk r, with ? for the
 // time judged at (or, for met and missed, the met_sla value). It names its
 // own status, so the default status filter does not apply. A clock that
 // has not started (basis awaiting_fix) has no due date, so due_at alone
@@ -483,7 +442,7 @@ func slaCondition(sla string) (string, bool) {
 		return `r.status = 'open' AND r.due_at >= ? AND (r.due_soon_at IS NULL OR r.due_soon_at <= ?)`, true
 	case risk.SLAOnTrack:
 		return `r.status = 'open' AND r.due_at IS NOT NULL AND r.due_soon_at > ?`, true
-	case slaAwaitingFix:
+	case risk.SLAAwaitingFix:
 		return `r.status = 'open' AND r.due_at IS NULL`, true
 	case risk.SLAExcepted:
 		return `r.status = 'excepted'`, true
@@ -608,7 +567,7 @@ func (r riskReader) Worklist(ctx context.Context, f risk.WorklistFilter) (risk.W
 			return page, err
 		}
 		it.Record = *rec
-		it.SLA = slaState(it.Record, now)
+		it.SLA = risk.SLAState(it.Record, now)
 		page.Items = append(page.Items, it)
 	}
 	if err := rows.Err(); err != nil {
@@ -621,9 +580,9 @@ func (r riskReader) Worklist(ctx context.Context, f risk.WorklistFilter) (risk.W
 
 const exceptionCols = `id, scope, target, vuln_id, decision, reason, controls, owner, state,
 	requested_by, requested_at, decided_by, decided_at, decision_note, expires_at, next_review_at,
-	last_reviewed_at, ended_at, revision, updated_at`
+	last_reviewed_at, ended_at, ended_by, end_note, revision, updated_at`
 
-const exceptionColCount = 20
+const exceptionColCount = 22
 
 func exceptionArgs(e *risk.Exception) ([]any, error) {
 	controls := e.Controls
@@ -637,7 +596,7 @@ func exceptionArgs(e *risk.Exception) ([]any, error) {
 	return []any{e.ID, e.Scope, e.Target, e.VulnID, e.Decision, e.Reason, string(js), e.Owner, e.State,
 		e.RequestedBy, e.RequestedAt.UTC(), e.DecidedBy, nullTime(e.DecidedAt), e.DecisionNote,
 		zeroNull(e.ExpiresAt), zeroNull(e.NextReviewAt), nullTime(e.LastReviewedAt), nullTime(e.EndedAt),
-		e.Revision, e.UpdatedAt.UTC()}, nil
+		e.EndedBy, e.EndNote, e.Revision, e.UpdatedAt.UTC()}, nil
 }
 
 func scanException(r rowScanner) (risk.Exception, error) {
@@ -648,7 +607,7 @@ func scanException(r rowScanner) (risk.Exception, error) {
 	)
 	err := r.Scan(&e.ID, &e.Scope, &e.Target, &e.VulnID, &e.Decision, &e.Reason, &controls, &e.Owner, &e.State,
 		&e.RequestedBy, &e.RequestedAt, &e.DecidedBy, &decided, &e.DecisionNote, &expires, &review,
-		&last, &ends, &e.Revision, &e.UpdatedAt)
+		&last, &ends, &e.EndedBy, &e.EndNote, &e.Revision, &e.UpdatedAt)
 	if err != nil {
 		return e, err
 	}

@@ -78,7 +78,7 @@ func seedRiskBench(b *testing.B, db *store.DB) []risk.Record {
 				Factors: []risk.Factor{{Name: "cvss", Input: "7.5 (3.1)", Points: 30}, {Name: "exposure", Input: "internal", Points: 5},
 					{Name: "criticality", Input: "high", Points: 10}, {Name: "epss", Input: "0.25", Points: 4}},
 				TargetText: "30d", TargetWhy: "tier " + tiers[rank], Target: policy.Duration{Days: 30}, DueSoon: policy.Duration{Days: 7}},
-			PolicyVersion: 1, FirstSeen: f.FirstSeen, ClockBasis: basisAwaitingFix, EPSS: f.EPSS, ComputedAt: now}
+			PolicyVersion: 1, FirstSeen: f.FirstSeen, ClockBasis: risk.BasisAwaitingFix, EPSS: f.EPSS, ComputedAt: now}
 		if i%10 != 0 { // one in ten has no fix yet
 			r.ClockStart, r.ClockBasis = f.FirstSeen, risk.BasisFirstSeen
 			r.DueAt = now.Add(time.Duration(rng.IntN(60*24)-10*24) * time.Hour) // a sixth breached

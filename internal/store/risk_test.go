@@ -137,7 +137,7 @@ func TestRiskRecordsConformance(t *testing.T) {
 		// A clock not started: no fix yet, no due date, no pointers.
 		bare := risk.Record{FindingID: f2.ID, AssetID: f2.AssetID, VulnID: f2.VulnID, Status: risk.StatusOpen,
 			Assessment:    risk.Assessment{Mode: policy.ModeScore, Score: 12, Tier: "low", Rank: 3, Factors: []risk.Factor{}},
-			PolicyVersion: 1, FirstSeen: f2.FirstSeen, ClockBasis: basisAwaitingFix, ComputedAt: riskT0}
+			PolicyVersion: 1, FirstSeen: f2.FirstSeen, ClockBasis: risk.BasisAwaitingFix, ComputedAt: riskT0}
 		putRecords(t, db, full, bare)
 		for _, want := range []risk.Record{full, bare} {
 			got, err := db.Risk().GetRecord(ctx, want.FindingID)
@@ -190,10 +190,6 @@ func TestRiskRecordsConformance(t *testing.T) {
 		}
 	})
 }
-
-// basisAwaitingFix mirrors the risk package's basis for a clock not
-// started.
-const basisAwaitingFix = "awaiting_fix"
 
 func TestRiskEachSubject(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -364,7 +360,7 @@ func TestRiskWorklist(t *testing.T) {
 			ids[f.ID] = r.name
 			rec := risk.Record{FindingID: f.ID, AssetID: f.AssetID, VulnID: f.VulnID, Status: r.status,
 				Assessment: risk.Assessment{Mode: policy.ModeScore, Score: r.score, Tier: r.tier}, PolicyVersion: 1,
-				FirstSeen: f.FirstSeen, ClockBasis: basisAwaitingFix, MetSLA: r.met, ComputedAt: now}
+				FirstSeen: f.FirstSeen, ClockBasis: risk.BasisAwaitingFix, MetSLA: r.met, ComputedAt: now}
 			if r.name != "awaiting" {
 				rec.ClockStart, rec.ClockBasis = f.FirstSeen, risk.BasisFirstSeen
 				rec.DueAt = now.Add(r.due)
@@ -408,7 +404,7 @@ func TestRiskWorklist(t *testing.T) {
 			{"breached", risk.WorklistFilter{SLA: risk.SLABreached}, []string{"breached"}},
 			{"due soon", risk.WorklistFilter{SLA: risk.SLADueSoon}, []string{"due-soon", "due-now"}},
 			{"on track", risk.WorklistFilter{SLA: risk.SLAOnTrack}, []string{"on-track"}},
-			{"awaiting fix", risk.WorklistFilter{SLA: "awaiting_fix"}, []string{"awaiting"}},
+			{"awaiting fix", risk.WorklistFilter{SLA: risk.SLAAwaitingFix}, []string{"awaiting"}},
 			{"excepted", risk.WorklistFilter{SLA: risk.SLAExcepted}, []string{"excepted"}},
 			{"met", risk.WorklistFilter{SLA: risk.SLAMet}, []string{"fixed-met"}},
 			{"missed", risk.WorklistFilter{SLA: risk.SLAMissed}, []string{"fixed-missed"}},
@@ -429,17 +425,24 @@ func TestRiskWorklist(t *testing.T) {
 		// Each item carries the finding, the asset and its SLA state.
 		_, p := list(risk.WorklistFilter{Status: "all"})
 		wantSLA := map[string]string{"breached": risk.SLABreached, "due-soon": risk.SLADueSoon, "on-track": risk.SLAOnTrack,
-			"awaiting": "awaiting_fix", "due-now": risk.SLADueSoon, "excepted": risk.SLAExcepted, "fixed-met": risk.SLAMet,
+			"awaiting": risk.SLAAwaitingFix, "due-now": risk.SLADueSoon, "excepted": risk.SLAExcepted, "fixed-met": risk.SLAMet,
 			"fixed-missed": risk.SLAMissed, "vex": ""}
 		for _, it := range p.Items {
 			name := ids[it.FindingID]
 			if it.SLA != wantSLA[name] {
 				t.Errorf("%s: SLA = %q; want %q", name, it.SLA, wantSLA[name])
 			}
+			// The SQL filter and the risk package agree on every state.
+			if it.SLA != "" {
+				f, _ := list(risk.WorklistFilter{Status: "all", SLA: it.SLA})
+				if !slices.Contains(f, name) {
+					t.Errorf("%s: state %s, but the %s filter lists %v", name, it.SLA, it.SLA, f)
+				}
+			}
 		}
 		it := p.Items[1] // awaiting, on the pump
 		want := risk.WorklistItem{Record: recs[3], AssetName: "Pump-7", SiteID: e.site2.ID, Ecosystem: "Debian:12",
-			Package: "pkg-awaiting", Version: "1.0-1", FixedVersion: "1.0-2", SLA: "awaiting_fix"}
+			Package: "pkg-awaiting", Version: "1.0-1", FixedVersion: "1.0-2", SLA: risk.SLAAwaitingFix}
 		if diff := cmp.Diff(want, it); diff != "" {
 			t.Errorf("worklist item (-want +got):\n%s", diff)
 		}
@@ -649,6 +652,26 @@ func TestRiskExceptionsConformance(t *testing.T) {
 		})
 		if !errors.Is(err, errs.ErrNotFound) {
 			t.Errorf("AddReview(unknown exception) = %v; want NotFound", err)
+		}
+
+		// Revoked: who ended it and why stay on the record.
+		var revoked risk.Exception
+		err = rs.Transact(ctx, func(tx risk.Tx) error {
+			cur, err := tx.LockException(ctx, ex.ID)
+			if err != nil {
+				return err
+			}
+			revoked = cur
+			revoked.State, revoked.EndedAt, revoked.EndedBy = risk.ExceptionRevoked, ptr(riskT0.Add(61*day)), "carol"
+			revoked.EndNote, revoked.LastReviewedAt = "vendor patch released", ptr(riskT0.Add(60*day))
+			revoked.Revision, revoked.UpdatedAt = cur.Revision+1, riskT0.Add(61*day)
+			return tx.PutException(ctx, revoked)
+		})
+		if err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		if got, err := rs.GetException(ctx, ex.ID); err != nil || !cmp.Equal(revoked, got) {
+			t.Errorf("after revocation (%v) (-want +got):\n%s", err, cmp.Diff(revoked, got))
 		}
 	})
 }

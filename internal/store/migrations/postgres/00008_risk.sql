@@ -89,6 +89,8 @@ CREATE TABLE risk_exceptions (
     next_review_at   TIMESTAMPTZ,
     last_reviewed_at TIMESTAMPTZ,
     ended_at         TIMESTAMPTZ,
+    ended_by         TEXT NOT NULL DEFAULT '',
+    end_note         TEXT NOT NULL DEFAULT '',
     revision         INTEGER NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL
 );

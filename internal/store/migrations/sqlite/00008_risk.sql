@@ -91,6 +91,8 @@ CREATE TABLE risk_exceptions (
     next_review_at   TIMESTAMP,
     last_reviewed_at TIMESTAMP,
     ended_at         TIMESTAMP,
+    ended_by         TEXT NOT NULL DEFAULT '',
+    end_note         TEXT NOT NULL DEFAULT '',
     revision         INTEGER NOT NULL,
     updated_at       TIMESTAMP NOT NULL
 );
