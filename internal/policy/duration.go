@@ -204,11 +204,53 @@ func (d Duration) Approx() time.Duration {
 // local wall-clock time across a DST change (a 14-day target set at 09:00
 // ends at 09:00), then the exact part as elapsed time (a 72h target is
 // exactly 72 hours). A nil loc means UTC.
+//
+// time.Date leaves a wall-clock time that does not exist, or exists twice,
+// to the zone data (in practice a skipped hour resolves backwards west of
+// UTC and forwards east of it). Due dates and windows must agree
+// everywhere, so AddTo fixes the rule: a time in a DST gap is read with the
+// offset before the gap, as RFC 5545 §3.3.5 does (02:30 on the day clocks
+// go forward becomes 03:30), and a repeated time is its first occurrence
+// (the earlier, stricter deadline).
 func (d Duration) AddTo(t time.Time, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return t.In(loc).AddDate(0, 0, d.Days).Add(d.Exact)
+	t = t.In(loc)
+	if d.Days != 0 {
+		y, m, day := t.Date()
+		wall := time.Date(y, m, day+d.Days, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+		t = FromWall(wall, loc)
+	}
+	return t.Add(d.Exact)
+}
+
+// Neg returns -d, for reckoning backwards (a due-soon time before a due
+// date).
+func (d Duration) Neg() Duration { return Duration{Days: -d.Days, Exact: -d.Exact} }
+
+// FromWall turns a local wall-clock time, carried in a UTC time value, into
+// the instant it names in loc, resolving DST gaps and repeats as AddTo
+// documents. Zone offsets change at most once within a day and a half of
+// any time in real zones, so the offsets 26 hours either side are the only
+// candidates.
+func FromWall(wall time.Time, loc *time.Location) time.Time {
+	_, before := wall.Add(-26 * time.Hour).In(loc).Zone()
+	_, after := wall.Add(26 * time.Hour).In(loc).Zone()
+	var best time.Time
+	for _, off := range []int{before, after} {
+		inst := wall.Add(-time.Duration(off) * time.Second).In(loc)
+		if _, o := inst.Zone(); o != off {
+			continue // this offset is not in force at that instant
+		}
+		if best.IsZero() || inst.Before(best) {
+			best = inst
+		}
+	}
+	if best.IsZero() { // in the gap
+		best = wall.Add(-time.Duration(before) * time.Second).In(loc)
+	}
+	return best
 }
 
 // UnmarshalYAML reads a duration scalar, naming the node's line in errors

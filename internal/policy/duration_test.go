@@ -195,3 +195,27 @@ func TestDurationJSON(t *testing.T) {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
 	}
 }
+
+// TestAddToGapsAndRepeats pins one rule on both sides of UTC: a day target
+// ending in a skipped hour moves forward by the gap (RFC 5545), one ending
+// in a repeated hour takes the first occurrence.
+func TestAddToGapsAndRepeats(t *testing.T) {
+	chicago, _ := time.LoadLocation("America/Chicago")
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	tests := []struct {
+		name string
+		from time.Time
+		loc  *time.Location
+		want time.Time
+	}{
+		{"chicago gap", time.Date(2026, 3, 7, 2, 30, 0, 0, chicago), chicago, time.Date(2026, 3, 8, 8, 30, 0, 0, time.UTC)},
+		{"berlin gap", time.Date(2026, 3, 28, 2, 30, 0, 0, berlin), berlin, time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)},
+		{"chicago repeat", time.Date(2026, 10, 31, 1, 30, 0, 0, chicago), chicago, time.Date(2026, 11, 1, 6, 30, 0, 0, time.UTC)},
+		{"berlin repeat", time.Date(2026, 10, 24, 2, 30, 0, 0, berlin), berlin, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		if got := Days(1).AddTo(tc.from, tc.loc); !got.Equal(tc.want) {
+			t.Errorf("%s: 1d.AddTo(%v) = %v; want %v", tc.name, tc.from, got.UTC(), tc.want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func (w Window) Slots(site *time.Location, from, to time.Time) ([]Slot, error) {
 	var out []Slot
 	for _, day := range r.Between(lo, hi, true) {
 		y, m, d := day.In(loc).Date()
-		start := time.Date(y, m, d+w.OffsetDays, hh, mm, 0, 0, loc)
+		start := FromWall(time.Date(y, m, d+w.OffsetDays, hh, mm, 0, 0, time.UTC), loc)
 		end := w.Duration.AddTo(start, loc)
 		if end.After(from) && start.Before(to) {
 			out = append(out, Slot{Start: start, End: end})

@@ -498,47 +498,8 @@ func occurrenceStart(f match.Finding) time.Time {
 
 func fmtEPSS(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
 
-// shift moves t by days calendar days in loc, keeping the local wall-clock
-// time, then by exact elapsed time. It is policy.Duration.AddTo with the
-// DST edge cases pinned down, because time.Date leaves them unspecified
-// (and in practice resolves a skipped hour backwards west of UTC and
-// forwards east of it): a wall-clock time that falls in a DST gap is read
-// with the UTC offset before the gap, as RFC 5545 §3.3.5 does (02:30 on
-// the day clocks go forward becomes 03:30, the same elapsed time as on any
-// other day), and one that occurs twice is its first occurrence (the
-// earlier, stricter due date).
+// shift adds days (calendar days in loc) and exact to t by the one DST
+// rule the policy package defines for every due date and window.
 func shift(t time.Time, days int, exact time.Duration, loc *time.Location) time.Time {
-	if loc == nil {
-		loc = time.UTC
-	}
-	t = t.In(loc)
-	if days != 0 {
-		y, m, d := t.Date()
-		wall := time.Date(y, m, d+days, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
-		t = fromWall(wall, loc)
-	}
-	return t.Add(exact)
-}
-
-// fromWall turns a local wall-clock time (carried in a UTC time value)
-// into an instant in loc, resolving gaps and repeats as shift documents.
-// Zone offsets change at most once within a day and a half of any time in
-// real zones, so the offsets 26 hours either side are the only candidates.
-func fromWall(wall time.Time, loc *time.Location) time.Time {
-	_, before := wall.Add(-26 * time.Hour).In(loc).Zone()
-	_, after := wall.Add(26 * time.Hour).In(loc).Zone()
-	var best time.Time
-	for _, off := range []int{before, after} {
-		inst := wall.Add(-time.Duration(off) * time.Second).In(loc)
-		if _, o := inst.Zone(); o != off {
-			continue // this offset is not in force at that instant
-		}
-		if best.IsZero() || inst.Before(best) {
-			best = inst
-		}
-	}
-	if best.IsZero() { // in the gap
-		best = wall.Add(-time.Duration(before) * time.Second).In(loc)
-	}
-	return best
+	return policy.Duration{Days: days, Exact: exact}.AddTo(t, loc)
 }
