@@ -167,7 +167,7 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		return err
 	}
 	if f.demo {
-		if err := seedDemo(ctx, a, cmd); err != nil {
+		if err := seedDemo(ctx, a, cmd.OutOrStdout()); err != nil {
 			return err
 		}
 	}
@@ -238,8 +238,7 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 	return nil
 }
 
-func seedDemo(ctx context.Context, a *app, cmd *cobra.Command) error {
-	out := cmd.OutOrStdout()
+func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 	n, err := demo.Seed(ctx, a.inventory, time.Now())
 	if err != nil {
 		return err

@@ -34,15 +34,41 @@ type Feed struct {
 	Data []byte
 }
 
-// Feeds returns the demo's advisory files: CISA's real ICS medical advisory
-// for the BD Alaris infusion system, which the demo's pumps run.
-func Feeds() ([]Feed, error) {
-	b, err := feedFiles.ReadFile("feeds/icsma-23-194-01.json")
-	if err != nil {
-		return nil, fmt.Errorf("demo feeds: %w", err)
-	}
-	return []Feed{{Name: "demo-cisa-icsma", Kind: "csaf", File: "icsma-23-194-01.json", Data: b}}, nil
+// feeds lists the demo's advisory files in import order; feeds/README.md
+// says where each comes from.
+var feeds = []struct{ name, kind, file string }{
+	// BD Alaris infusion system: the demo's pumps.
+	{"demo-cisa-icsma", "csaf", "icsma-23-194-01.json"},
+	// Philips Vue PACS: the clinic's PACS.
+	{"demo-cisa-icsma-philips", "csaf", "icsma-21-187-01.json"},
+	// Johnson Controls exacq Enterprise Manager (Log4Shell): the video
+	// surveillance server.
+	{"demo-cisa-icsa-exacq", "csaf", "icsa-21-357-02.json"},
+	// Debian's DSA-5970-1 for sope: the intranet server's SOGo.
+	{"demo-debian-dsa", "osv", "dsa-5970-1.json"},
+	// CISA's KEV catalog, trimmed to the entries for the CVEs above.
+	{"demo-cisa-kev", "kev", "known_exploited_vulnerabilities.json"},
 }
+
+// Feeds returns the demo's advisory files, all real: CISA's advisories for
+// the devices the demo clinic runs, Debian's advisory for one of its
+// servers' packages and the CISA KEV entries for the CVEs they name. No
+// real EPSS scores for these CVEs were available, so there is no EPSS feed.
+func Feeds() ([]Feed, error) {
+	out := make([]Feed, 0, len(feeds))
+	for _, f := range feeds {
+		b, err := feedFiles.ReadFile("feeds/" + f.file)
+		if err != nil {
+			return nil, fmt.Errorf("demo feeds: %w", err)
+		}
+		out = append(out, Feed{Name: f.name, Kind: f.kind, File: f.file, Data: b})
+	}
+	return out, nil
+}
+
+// PumpGroup is the demo group of infusion pumps that the demo's risk
+// acceptance covers.
+const PumpGroup = "BD Alaris infusion pumps"
 
 // Seed adds the demo clinic unless the inventory already has assets, and
 // reports how many assets it created.
@@ -72,6 +98,7 @@ func Seed(ctx context.Context, inv Inventory, now time.Time) (int, error) {
 		{Name: "Tier-1 lab systems", Description: "LIS, middleware and analyzers: vendor-approved cadence"},
 		{Name: "Clinical workstations", Description: "Front desk, exam room and nurse station PCs"},
 		{Name: "Infrastructure", Description: "Directory, VPN, switching"},
+		{Name: PumpGroup, Description: "FDA-cleared infusion pumps on the medical device VLAN; BD service installs their software"},
 	} {
 		got, err := inv.CreateGroup(ctx, actor, g)
 		if err != nil {
@@ -97,6 +124,14 @@ func date(y int, m time.Month, d int) *time.Time {
 func deb(name, version string) inventory.Software {
 	return inventory.Software{Name: name, Version: version, Ecosystem: "Debian:12",
 		PURL: "pkg:deb/debian/" + name + "@" + version + "?distro=debian-12"}
+}
+
+// debSrc is deb for a binary package built from a differently named source
+// package: Debian's advisories name source packages.
+func debSrc(name, version, source string) inventory.Software {
+	sw := deb(name, version)
+	sw.SourceName, sw.SourceVersion = source, version
+	return sw
 }
 
 func assets(now time.Time, site, group map[string]string) []inventory.Asset {
@@ -204,15 +239,35 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			RestrictionNotes: "Vendor forbids OS patching; compensating controls: isolated segment, allowlisting.",
 			PatchSource:      "none", SupportStatus: inventory.SupportEnded, EndOfSupport: date(2020, 1, 14), LastSeenAt: seen(0),
 			Source: inventory.SourceDemo, Tags: []string{"instrument-pc", "legacy-os"}, Groups: []string{group["Tier-1 lab systems"]}},
-		{Name: "PACS-01", Type: inventory.TypeClinicalSystem, Hostname: "pacs-01.riverside.local", Make: "Supermicro", Model: "SYS-5019C",
-			Serial: "S19C-0099182", AssetTag: "RC-0030", OSName: "Debian GNU/Linux", OSVersion: "12.11",
-			CPE: "cpe:2.3:o:debian:debian_linux:12:*:*:*:*:*:*:*", IPAddresses: []string{"10.10.40.10"}, SiteID: clinic,
+		{Name: "PACS-01", Type: inventory.TypeClinicalSystem, Hostname: "pacs-01.riverside.local", Make: "Philips", Model: "Vue PACS",
+			Serial: "VUE-US-0099182", AssetTag: "RC-0030", FirmwareVersion: "12.2.1.5", OSName: "Windows Server", OSVersion: "2016 (1607) build 14393.7515",
+			CPE: "cpe:2.3:o:microsoft:windows_server_2016:-:*:*:*:*:*:*:*", IPAddresses: []string{"10.10.40.10"}, SiteID: clinic,
 			Location: "Server closet B1", NetworkZone: "Imaging VLAN 40", Exposure: inventory.ExposureClinicalVLAN,
-			BusinessOwner: "Radiology Lead", TechnicalOwner: "IT Admin", HandlesPHI: true, Criticality: inventory.LevelHigh,
-			SafetyImpact: inventory.SafetyMedium, MaintenanceWindow: "sun-0200-0500", PatchSource: "Debian security repository",
-			SupportStatus: inventory.SupportSupported, EndOfSupport: date(2028, 6, 30), LastPatchedAt: seen(12), PendingUpdates: 5,
-			PurchaseRef: "PO-2023-0300", PurchasedAt: date(2023, 7, 18), LastSeenAt: seen(0), Source: inventory.SourceDemo,
-			Tags: []string{"pacs", "dicom"}, Software: append(linux[:6:6], deb("orthanc", "1.10.1+dfsg-2"))},
+			BusinessOwner: "Radiology Lead", TechnicalOwner: "Philips remote service", HandlesPHI: true, Criticality: inventory.LevelHigh,
+			SafetyImpact: inventory.SafetyMedium, RegulatedDevice: true, Restriction: inventory.RestrictionVendorApprove,
+			RestrictionNotes:  "Philips validates Windows updates and installs Vue PACS releases remotely under the service contract.",
+			MaintenanceWindow: "sun-0200-0500", PatchSource: "Philips remote service", SupportStatus: inventory.SupportLimited,
+			EndOfSupport: date(2027, 6, 30), Notes: "Vue PACS 12.2; upgrade quoted by Philips, awaiting budget.", LastPatchedAt: seen(75),
+			PendingUpdates: 5, PurchaseRef: "PO-2019-0300", PurchasedAt: date(2019, 7, 18), LastSeenAt: seen(0), Source: inventory.SourceDemo,
+			Tags: []string{"pacs", "dicom"}},
+		{Name: "CCTV-01", Type: inventory.TypeServer, Hostname: "cctv-01.riverside.local", Make: "Exacq Technologies, Johnson Controls Inc.",
+			Model: "Exacq Enterprise Manager", FirmwareVersion: "21.06", OSName: "Windows Server", OSVersion: "2019 (1809) build 17763.2366",
+			CPE: "cpe:2.3:o:microsoft:windows_server_2019:-:*:*:*:*:*:*:*", IPAddresses: []string{"10.10.60.5"}, SiteID: clinic,
+			Location: "Server closet B1", NetworkZone: "Security VLAN 60", Exposure: inventory.ExposureInternal,
+			BusinessOwner: "Facilities Manager", TechnicalOwner: "Security integrator", HandlesPHI: true, Criticality: inventory.LevelMedium,
+			SafetyImpact: inventory.SafetyLow, PatchSource: "Integrator visit", SupportStatus: inventory.SupportSupported,
+			EndOfSupport: date(2028, 12, 31), Notes: "Manages the clinic's and the lab's camera recorders; installed by the security integrator, never updated since.",
+			LastPatchedAt: seen(400), PurchaseRef: "PO-2021-0512", PurchasedAt: date(2021, 8, 16), LastSeenAt: seen(0), Source: inventory.SourceDemo,
+			Tags: []string{"video-surveillance"}},
+		{Name: "INTRANET-01", Type: inventory.TypeVM, Hostname: "intranet-01.riverside.local", Make: "VMware", Model: "Virtual Platform",
+			Serial: "VMware-42 1a 9e", OSName: "Debian GNU/Linux", OSVersion: "12.11", CPE: "cpe:2.3:o:debian:debian_linux:12:*:*:*:*:*:*:*",
+			IPAddresses: []string{"10.10.10.30"}, SiteID: clinic, Location: "Hypervisor HV-01", NetworkZone: "Server VLAN 10",
+			Exposure: inventory.ExposureInternal, BusinessOwner: "Practice Manager", TechnicalOwner: "IT Admin", DataClass: inventory.ClassInternal,
+			Criticality: inventory.LevelLow, SafetyImpact: inventory.SafetyNone, MaintenanceWindow: "sun-0200-0500",
+			PatchSource: "Debian security repository", SupportStatus: inventory.SupportSupported, EndOfSupport: date(2028, 6, 30),
+			Notes: "Staff calendars and shift rota (SOGo); no patient data.", LastPatchedAt: seen(180), PendingUpdates: 9,
+			LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"intranet"}, Groups: []string{group["Pilot ring"]},
+			Software: append(linux[:5:5], deb("sogo", "5.8.0-2+deb12u3"), debSrc("libsope1", "5.8.0-1", "sope"))},
 		{Name: "DR X-ray room", Type: inventory.TypeImaging, Make: "Carestream", Model: "DRX-Evolution Plus",
 			Serial: "DRX-EVP-4410", AssetTag: "RC-0031", OSName: "Windows 10 IoT Enterprise", OSVersion: "2016 LTSB",
 			IPAddresses: []string{"10.10.40.20"}, SiteID: clinic, Location: "X-ray room", NetworkZone: "Imaging VLAN 40",
@@ -229,7 +284,8 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			TechnicalOwner: "Biomedical engineering", HandlesPHI: false, DataClass: inventory.ClassConfidential, Criticality: inventory.LevelCritical,
 			SafetyImpact: inventory.SafetyDirect, RegulatedDevice: true, Restriction: inventory.RestrictionVendorOnly,
 			PatchSource: "BD service", SupportStatus: inventory.SupportSupported, EndOfSupport: date(2030, 6, 30),
-			PurchaseRef: "PO-2022-0610", PurchasedAt: date(2022, 10, 11), LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"infusion"}},
+			PurchaseRef: "PO-2022-0610", PurchasedAt: date(2022, 10, 11), LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"infusion"},
+			Groups: []string{group[PumpGroup]}},
 		{Name: "Infusion pump 02", Type: inventory.TypeIoMT, Make: "Becton, Dickinson and Company (BD)",
 			Model: "BD Alaris Point-of-Care Unit (PCU) Model 8015", Serial: "8015-1100235",
 			AssetTag: "RC-0402", FirmwareVersion: "9.19.2", IPAddresses: []string{"10.10.50.12"}, SiteID: clinic, Location: "Infusion suite",
@@ -238,7 +294,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			SafetyImpact: inventory.SafetyDirect, RegulatedDevice: true, Restriction: inventory.RestrictionVendorOnly,
 			PatchSource: "BD service", SupportStatus: inventory.SupportLimited, EndOfSupport: date(2026, 12, 31),
 			Notes: "Older firmware; BD upgrade scheduled.", PurchaseRef: "PO-2017-0220", PurchasedAt: date(2017, 3, 9), LastSeenAt: seen(3),
-			Source: inventory.SourceDemo, Tags: []string{"infusion"}},
+			Source: inventory.SourceDemo, Tags: []string{"infusion"}, Groups: []string{group[PumpGroup]}},
 		{Name: "Core switch", Type: inventory.TypeNetworkDevice, Hostname: "sw-core-01", Make: "Cisco", Model: "Catalyst 2960-X 48",
 			Serial: "FOC2033X0AB", AssetTag: "RC-0011", OSName: "IOS", FirmwareVersion: "15.2(7)E10",
 			CPE: "cpe:2.3:o:cisco:ios:15.2\\(7\\)e10:*:*:*:*:*:*:*", IPAddresses: []string{"10.10.0.2"}, MACAddress: "00:1b:54:aa:bb:01",
