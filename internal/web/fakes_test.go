@@ -102,7 +102,7 @@ type fakeInventory struct {
 
 func newFakeInventory() *fakeInventory {
 	f := &fakeInventory{assets: map[string]inventory.Asset{},
-		sites:  []inventory.Site{{ID: "s-clinic", Name: "Riverside Clinic"}, {ID: "s-lab", Name: "Riverside Laboratory"}},
+		sites:  []inventory.Site{{ID: "s-clinic", Name: "Riverside Clinic"}, {ID: "s-lab", Name: "Riverside Laboratory", TimeZone: "America/Denver"}},
 		groups: []inventory.Group{{ID: "g-pilot", Name: "Pilot ring"}, {ID: "g-lab", Name: "Tier-1 lab systems"}},
 	}
 	eos := time.Date(2025, 10, 14, 0, 0, 0, 0, time.UTC)
@@ -276,8 +276,11 @@ type env struct {
 	inv        *fakeInventory
 	imp        *fakeImporter
 	audit      *fakeAudit
-	findings   *fakeFindings   // nil unless newVulnEnv
-	advisories *fakeAdvisories // nil unless newVulnEnv
+	findings   *fakeFindings   // nil unless newVulnEnv or newRiskEnv
+	advisories *fakeAdvisories // nil unless newVulnEnv or newRiskEnv
+	risk       *fakeRisk       // nil unless newRiskEnv
+	exceptions *fakeExceptions // nil unless newRiskEnv
+	policy     *fakePolicy     // nil unless newRiskEnv
 	logs       *bytes.Buffer
 	h          http.Handler
 }
@@ -295,7 +298,19 @@ func newVulnEnv(t *testing.T) *env {
 	return newEnvWith(t, true)
 }
 
+// newRiskEnv is the UI with every service: findings, advisories, the
+// risk engine's worklist, exceptions and the policy, on a fixed clock.
+func newRiskEnv(t *testing.T) *env {
+	t.Helper()
+	return buildEnv(t, true, true)
+}
+
 func newEnvWith(t *testing.T, vulns bool) *env {
+	t.Helper()
+	return buildEnv(t, vulns, false)
+}
+
+func buildEnv(t *testing.T, vulns, risky bool) *env {
 	t.Helper()
 	e := &env{t: t, accounts: newFakeAccounts(), inv: newFakeInventory(), imp: &fakeImporter{}, audit: &fakeAudit{}, logs: &bytes.Buffer{}}
 	cfg := Config{Accounts: e.accounts, Inventory: e.inv, Importer: e.imp, Audit: e.audit,
@@ -303,6 +318,11 @@ func newEnvWith(t *testing.T, vulns bool) *env {
 	if vulns {
 		e.findings, e.advisories = newFakeFindings(), newFakeAdvisories()
 		cfg.Findings, cfg.Advisories = e.findings, e.advisories
+	}
+	if risky {
+		e.risk, e.exceptions, e.policy = newFakeRisk(), newFakeExceptions(), newFakePolicy()
+		cfg.Risk, cfg.Exceptions, cfg.Policy = e.risk, e.exceptions, e.policy
+		cfg.Now = func() time.Time { return riskNow }
 	}
 	ui, err := New(cfg)
 	if err != nil {
