@@ -240,7 +240,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			PatchSource:      "none", SupportStatus: inventory.SupportEnded, EndOfSupport: date(2020, 1, 14), LastSeenAt: seen(0),
 			Source: inventory.SourceDemo, Tags: []string{"instrument-pc", "legacy-os"}, Groups: []string{group["Tier-1 lab systems"]}},
 		{Name: "PACS-01", Type: inventory.TypeClinicalSystem, Hostname: "pacs-01.riverside.local", Make: "Philips", Model: "Vue PACS",
-			Serial: "VUE-US-0099182", AssetTag: "RC-0030", FirmwareVersion: "12.2.1.5", OSName: "Windows Server", OSVersion: "2016 (1607) build 14393.7515",
+			Serial: "VUE-US-0099182", AssetTag: "RC-0030", FirmwareVersion: "12.2", OSName: "Windows Server", OSVersion: "2016 (1607) build 14393.7515",
 			CPE: "cpe:2.3:o:microsoft:windows_server_2016:-:*:*:*:*:*:*:*", IPAddresses: []string{"10.10.40.10"}, SiteID: clinic,
 			Location: "Server closet B1", NetworkZone: "Imaging VLAN 40", Exposure: inventory.ExposureClinicalVLAN,
 			BusinessOwner: "Radiology Lead", TechnicalOwner: "Philips remote service", HandlesPHI: true, Criticality: inventory.LevelHigh,
