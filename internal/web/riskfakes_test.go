@@ -166,8 +166,8 @@ func newFakeExceptions() *fakeExceptions {
 	for _, e := range []risk.Exception{
 		{ID: "exc_0000000000000001", Scope: risk.ScopeAsset, Target: "a-vpn", Decision: policy.DecisionMitigate,
 			Reason: "Vendor validates firmware 3.2.1 in Q2", Owner: "Clinic IT manager",
-			Controls:    []risk.Control{{Kind: policy.ControlSegmentation, Description: "Management interface on VLAN 40 only"}},
-			State:       risk.ExceptionApproved, RequestedBy: "operator", RequestedAt: d(-100), DecidedBy: "approver", DecidedAt: ptr(d(-99)),
+			Controls: []risk.Control{{Kind: policy.ControlSegmentation, Description: "Management interface on VLAN 40 only"}},
+			State:    risk.ExceptionApproved, RequestedBy: "operator", RequestedAt: d(-100), DecidedBy: "approver", DecidedAt: ptr(d(-99)),
 			DecisionNote: "Accepted until the vendor ships", ExpiresAt: d(20), NextReviewAt: d(-1), Revision: 2, UpdatedAt: d(-99)},
 		{ID: "exc_0000000000000002", Scope: risk.ScopeFinding, Target: "f-xz", VulnID: "CVE-2024-3094", Decision: policy.DecisionAccept,
 			Reason: "Analyzer validated by the vendor; patch pending", Owner: "Lab director", State: risk.ExceptionRequested,
