@@ -93,6 +93,10 @@ var subcommands = []func(*globals) *cobra.Command{
 	newAuditCmd,
 	newScanCmd,
 	newFeedsCmd,
+	newPolicyCmd,
+	newRiskCmd,
+	newWorklistCmd,
+	newExceptionCmd,
 }
 
 func newVersionCmd() *cobra.Command {
