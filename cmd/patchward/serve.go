@@ -54,7 +54,10 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Run the Patchward server.
 
 With --demo, Patchward creates the schema if needed, seeds a demo clinic with a
-laboratory on an empty database and prints the demo admin's password once.`,
+laboratory on an empty database, imports real advisories for its devices as
+local feeds, prioritises the findings, records an approved risk acceptance for
+its infusion pumps, and prints the passwords of the demo admin and the demo
+approver once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), g, f, cmd)

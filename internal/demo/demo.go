@@ -2,7 +2,10 @@
 // user sees Patchward working on the first run: EHR and LIS servers, a
 // domain controller, a VPN gateway, workstations, chemistry and hematology
 // analyzers with their instrument PCs, a PACS and an imaging modality,
-// infusion pumps, switches, and a few devices nobody bought on purpose.
+// infusion pumps, a video surveillance server, an intranet VM, switches,
+// and a few devices nobody bought on purpose. It also carries the real
+// advisories those devices are affected by (Feeds) and the risk acceptance
+// a clinic records for pumps it may not patch itself (AcceptPumpRisk).
 package demo
 
 import (
