@@ -38,7 +38,7 @@ func PumpException(groupID string, now time.Time) risk.Exception {
 			"CVE-2023-30561 remain on PCU 12.3.1, so the pumps stay on their current software until BD schedules the upgrade.",
 		Controls: []risk.Control{
 			{Kind: policy.ControlSegmentation, Description: "Pumps on the medical device VLAN 50; its ACL allows only DNS, DHCP " +
-				"and the Alaris Systems Manager on TCP 3613, as BD recommends; no route to the user VLAN or the internet."},
+				"and the Alaris Systems Manager on port 3613, as BD recommends; no route to the user VLAN or the internet."},
 			{Kind: policy.ControlAllowlisting, Description: "MAC filtering on the VLAN 50 switch ports: only registered pumps and the Systems Manager connect."},
 			{Kind: policy.ControlMonitoring, Description: "Network monitoring alerts on any VLAN 50 traffic outside the ACL; " +
 				"biomedical engineering reviews the alerts weekly and inspects the pumps' software versions at each preventive maintenance."},
