@@ -346,37 +346,34 @@ func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(ris
 	defer rows.Close()
 	// One entry per asset: a hospital group's assets, not its findings.
 	members := map[string]assetMembers{}
+	// The scan targets are reused row after row; each subject gets copies.
+	var (
+		a                 policy.AssetFacts
+		tags, groups, tzn string
+		rec               recordScan
+	)
+	scan := &withExtra{r: rows, extra: append([]any{&a.ID, &a.Name, &a.Type, &a.Site, &a.NetworkZone, &a.Exposure,
+		&a.Criticality, &a.SafetyImpact, &a.DataClass, &a.PHI, &a.RegulatedDevice, &a.Restriction, &a.OSName,
+		&a.Make, &a.Model, &tags, &groups, &tzn}, rec.dest()...)}
 	for rows.Next() {
-		var (
-			sub                  risk.Subject
-			a                    = &sub.Asset
-			tags, groups         string
-			rec                  recordScan
-			typ, exp, crit, saf  string
-			dc, restr, zone, tzn string
-		)
-		extra := append([]any{&a.ID, &a.Name, &typ, &a.Site, &zone, &exp, &crit, &saf, &dc, &a.PHI,
-			&a.RegulatedDevice, &restr, &a.OSName, &a.Make, &a.Model, &tags, &groups, &tzn}, rec.dest()...)
-		f, err := scanFinding(withExtra{r: rows, extra: extra})
+		f, err := scanFinding(scan)
 		if err != nil {
 			return fmt.Errorf("scan finding to assess: %w", err)
 		}
-		sub.Finding = f
-		a.Type, a.NetworkZone, a.Exposure, a.Criticality = typ, zone, exp, crit
-		a.SafetyImpact, a.DataClass, a.Restriction = saf, dc, restr
-		sub.TimeZone = tzn
 		// Decode each asset's tags and groups once, not once per finding.
-		if m, ok := members[a.ID]; ok && m.tagsJSON == tags && m.groupsJSON == groups {
-			a.Tags, a.Groups = m.tags, m.groups
-		} else {
-			if a.Tags, err = jsonStrings(tags); err != nil {
+		m, ok := members[a.ID]
+		if !ok || m.tagsJSON != tags || m.groupsJSON != groups {
+			m = assetMembers{tagsJSON: tags, groupsJSON: groups}
+			if m.tags, err = jsonStrings(tags); err != nil {
 				return fmt.Errorf("asset %s: tags: %w", a.ID, err)
 			}
-			if a.Groups, err = jsonStrings(groups); err != nil {
+			if m.groups, err = jsonStrings(groups); err != nil {
 				return fmt.Errorf("asset %s: groups: %w", a.ID, err)
 			}
-			members[a.ID] = assetMembers{tagsJSON: tags, groupsJSON: groups, tags: a.Tags, groups: a.Groups}
+			members[a.ID] = m
 		}
+		a.Tags, a.Groups = m.tags, m.groups
+		sub := risk.Subject{Finding: f, Asset: a, TimeZone: tzn}
 		if sub.Record, err = rec.record(); err != nil {
 			return err
 		}
@@ -402,9 +399,13 @@ type assetMembers struct {
 type withExtra struct {
 	r     rowScanner
 	extra []any
+	buf   []any
 }
 
-func (w withExtra) Scan(dest ...any) error { return w.r.Scan(append(dest, w.extra...)...) }
+func (w *withExtra) Scan(dest ...any) error {
+	w.buf = append(append(w.buf[:0], dest...), w.extra...)
+	return w.r.Scan(w.buf...)
+}
 
 // jsonStrings decodes an aggregated JSON array; empty is nil.
 func jsonStrings(s string) ([]string, error) {
