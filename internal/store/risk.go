@@ -312,9 +312,10 @@ func qualify(cols, alias string) string {
 // groups (aggregated once per asset, not looked up per finding), the site's
 // time zone and the stored record, in one streamed query: memory stays flat
 // however many findings there are. Findings whose asset was deleted are
-// left out; without the asset there is nothing to assess them on. Subjects
-// of one asset may share their Tags and Groups slices: fn must not modify
-// them.
+// left out; without the asset there is nothing to assess them on. Groups
+// are group IDs, as exceptions of group scope name them. Subjects come in
+// no particular order; those of one asset may share their Tags and Groups
+// slices, which fn must not modify.
 func (r riskReader) EachSubject(ctx context.Context, assetID string, fn func(risk.Subject) error) error {
 	agg := `json_group_array(%[1]s ORDER BY %[1]s)`
 	if r.engine == Postgres {
