@@ -147,8 +147,12 @@ func (b *indexBuilder) add(a *advisory.Advisory) {
 		return
 	}
 	info := newAdvInfo(a)
+	// Scores are filed under the vulnerabilities the advisory describes,
+	// never under its other IDs: a CSAF document's tracking ID is an alias
+	// of every vulnerability in it, and filing each one's score under it
+	// would hand the document's worst score to all of them.
 	if h, ok := advisory.Headline(a.Severity); ok {
-		for _, id := range slices.Concat(info.vulns, info.others) {
+		for _, id := range info.vulns {
 			if cur, ok := ix.sev[id]; !ok || headlineOf(cur, h) == h {
 				ix.sev[id] = h
 			}
@@ -822,12 +826,19 @@ type Intel struct {
 	EPSS *advisory.EPSS
 }
 
-// Intel looks up a vulnerability under its canonical ID and its aliases.
-// The headline CVSS is the best across them (v4 over v3.x over v2, then
-// the highest score); EPSS the highest probability.
+// Intel looks up a vulnerability under its canonical ID and its CVE
+// aliases (other aliases, such as a CSAF document's tracking ID, name more
+// than this vulnerability). The headline CVSS is the best across them (v4
+// over v3.x over v2, then the highest score); EPSS the highest probability.
 func (ix *Index) Intel(id string, aliases []string) Intel {
 	var in Intel
-	for _, a := range append([]string{id}, aliases...) {
+	ids := []string{id}
+	for _, a := range aliases {
+		if strings.HasPrefix(a, "CVE-") && a != id {
+			ids = append(ids, a)
+		}
+	}
+	for _, a := range ids {
 		if s, ok := ix.sev[a]; ok {
 			if in.CVSS == nil {
 				in.CVSS = &s

@@ -292,6 +292,7 @@ func TestRealCSAF(t *testing.T) {
 
 func TestIntelAcrossAdvisories(t *testing.T) {
 	v3 := advisory.Severity{Type: advisory.CVSSv3, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Score: 9.8}
+	low := advisory.Severity{Type: advisory.CVSSv3, Vector: "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", Score: 2.0}
 	v4 := advisory.Severity{Type: advisory.CVSSv4, Vector: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", Score: 9.3}
 	advs := []advisory.Advisory{
 		// Debian's record scores nothing; NVD's record of the same CVE does.
@@ -299,6 +300,10 @@ func TestIntelAcrossAdvisories(t *testing.T) {
 		{ID: "CVE-2024-1111", Source: "nvd", Severity: []advisory.Severity{v3}},
 		{ID: "GHSA-aaaa-bbbb-cccc", Source: "osv", Aliases: []string{"CVE-2024-2222"}, Severity: []advisory.Severity{v3}},
 		{ID: "CVE-2024-2222", Source: "nvd", Severity: []advisory.Severity{v4}},
+		// Two vulnerabilities of one CSAF document alias its tracking ID;
+		// each keeps its own score.
+		{ID: "ICSMA-21-187-01:CVE-2020-1938", Source: "csaf", Aliases: []string{"CVE-2020-1938", "ICSMA-21-187-01"}, Severity: []advisory.Severity{v3}},
+		{ID: "ICSMA-21-187-01:CVE-2020-0001", Source: "csaf", Aliases: []string{"CVE-2020-0001", "ICSMA-21-187-01"}, Severity: []advisory.Severity{low}},
 	}
 	kev := map[string]advisory.KEV{"CVE-2024-1111": {CVE: "CVE-2024-1111", KnownRansomware: true}}
 	epss := map[string]advisory.EPSS{"CVE-2024-1111": {CVE: "CVE-2024-1111", Score: 0.42, Percentile: 0.97}}
@@ -314,6 +319,8 @@ func TestIntelAcrossAdvisories(t *testing.T) {
 		// v4 wins over v3 although its score is lower.
 		{id: "CVE-2024-2222", alias: "GHSA-aaaa-bbbb-cccc", wantCVSS: &v4},
 		{id: "CVE-2024-9999"},
+		{id: "CVE-2020-1938", alias: "ICSMA-21-187-01", wantCVSS: &v3},
+		{id: "CVE-2020-0001", alias: "ICSMA-21-187-01", wantCVSS: &low},
 	}
 	for _, tc := range tests {
 		in := ix.Intel(tc.id, []string{tc.alias})
