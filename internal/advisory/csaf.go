@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	packageurl "github.com/package-url/packageurl-go"
@@ -685,6 +686,43 @@ func parseCSAFVersionRange(s string) (Range, bool) {
 		if ver == "" {
 			return Range{}, false
 		}
+		if prefix, wild := wildcardPrefix(ver); wild && prefix == "" {
+			if op != "<=" {
+				return Range{}, false
+			}
+			continue // "<= x.x": every version
+		} else if wild {
+			// CISA writes a release line as "12.2.x.x": a bound on every
+			// version of it, not a version to compare letter by letter.
+			switch op {
+			case "<=":
+				// Up to and including every 12.2.*: below 12.3, which
+				// is a limit, not a fix.
+				if r.Fixed != "" || r.LastAffected != "" || r.Limit != "" {
+					return Range{}, false
+				}
+				next, ok := nextRelease(prefix)
+				if !ok {
+					return Range{}, false
+				}
+				r.Limit = next
+				continue
+			case "<":
+				if r.Fixed != "" || r.LastAffected != "" || r.Limit != "" {
+					return Range{}, false
+				}
+				r.Limit = prefix
+				continue
+			case ">=":
+				ver = prefix
+			case ">":
+				next, ok := nextRelease(prefix)
+				if !ok {
+					return Range{}, false
+				}
+				ver, op = next, ">="
+			}
+		}
 		switch op {
 		case ">=", ">":
 			if r.Introduced != "" {
@@ -697,7 +735,7 @@ func parseCSAFVersionRange(s string) (Range, bool) {
 			}
 			r.Fixed = ver
 		case "<=":
-			if r.Fixed != "" || r.LastAffected != "" {
+			if r.Fixed != "" || r.LastAffected != "" || r.Limit != "" {
 				return Range{}, false
 			}
 			r.LastAffected = ver
@@ -707,4 +745,39 @@ func parseCSAFVersionRange(s string) (Range, bool) {
 		r.Introduced = "0"
 	}
 	return r, true
+}
+
+// wildcardPrefix splits a release-line version such as "12.2.x.x" or
+// "3.*" into its fixed prefix ("12.2", "3"); wild is false unless every
+// segment after the prefix is a wildcard and the prefix is all digits. An
+// empty prefix ("x.x") is every version.
+func wildcardPrefix(v string) (prefix string, wild bool) {
+	parts := strings.Split(v, ".")
+	i := 0
+	for i < len(parts) && parts[i] != "x" && parts[i] != "X" && parts[i] != "*" {
+		if parts[i] == "" || strings.Trim(parts[i], "0123456789") != "" {
+			return "", false
+		}
+		i++
+	}
+	if i == len(parts) {
+		return "", false
+	}
+	for _, p := range parts[i:] {
+		if p != "x" && p != "X" && p != "*" {
+			return "", false
+		}
+	}
+	return strings.Join(parts[:i], "."), true
+}
+
+// nextRelease returns the release line after prefix: "12.2" → "12.3".
+func nextRelease(prefix string) (string, bool) {
+	parts := strings.Split(prefix, ".")
+	n, err := strconv.Atoi(parts[len(parts)-1])
+	if err != nil {
+		return "", false
+	}
+	parts[len(parts)-1] = strconv.Itoa(n + 1)
+	return strings.Join(parts, "."), true
 }
