@@ -171,3 +171,36 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
+
+// joinSteps reports several commands that together make one change (an
+// install followed by a removal) as a single step: the first command,
+// every command's output in order under a "$ argv" line, the exit code of
+// the first that failed, and the time from the first start to the last
+// end. The output keeps its tail, as a step's always does.
+func joinSteps(name string, steps ...agentapi.Step) agentapi.Step {
+	switch len(steps) {
+	case 0:
+		return agentapi.Step{Name: name, OK: true, Output: "nothing to do"}
+	case 1:
+		st := steps[0]
+		st.Name = name
+		return st
+	}
+	out := agentapi.Step{Name: name, Command: steps[0].Command, Started: steps[0].Started, OK: true}
+	var b strings.Builder
+	for _, s := range steps {
+		fmt.Fprintf(&b, "$ %s\n%s", strings.Join(s.Command, " "), s.Output)
+		if !strings.HasSuffix(s.Output, "\n") {
+			b.WriteByte('\n')
+		}
+		out.Ended = s.Ended
+		if !s.OK && out.OK {
+			out.OK, out.ExitCode = false, s.ExitCode
+		}
+	}
+	out.Output = b.String()
+	if over := len(out.Output) - MaxStepOutput; over > 0 {
+		out.Output = fmt.Sprintf("[... %d earlier bytes omitted]\n%s", over, out.Output[over:])
+	}
+	return out
+}

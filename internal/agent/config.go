@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -76,6 +77,13 @@ type Config struct {
 	PendingInterval Duration `yaml:"pending_interval"`
 	// Apt tunes the apt package manager.
 	Apt AptConfig `yaml:"apt"`
+	// Dnf, Zypper and Apk tune the package managers of RHEL-like, SUSE
+	// and Alpine hosts; only the one ManagerFor picks is used.
+	Dnf    ManagerConfig `yaml:"dnf"`
+	Zypper ManagerConfig `yaml:"zypper"`
+	Apk    ManagerConfig `yaml:"apk"`
+	// Winget tunes the Windows Package Manager.
+	Winget WingetConfig `yaml:"winget"`
 }
 
 // Health names the post-checks the administrator wants after every change.
@@ -105,6 +113,35 @@ type AptConfig struct {
 	LockFiles []string `yaml:"lock_files"`
 	// AdminDir is dpkg's database directory, for the inventory.
 	AdminDir string `yaml:"admin_dir"`
+}
+
+// ManagerConfig tunes dnf, zypper or apk invocations.
+type ManagerConfig struct {
+	// Options are extra global arguments placed before the subcommand,
+	// e.g. dnf's "--setopt=install_weak_deps=False".
+	Options []string `yaml:"options"`
+	// Escalate prefixes commands that change packages, e.g. ["sudo", "-n"]
+	// when the agent runs as an unprivileged user.
+	Escalate []string `yaml:"escalate"`
+	// LockFiles replace the manager's default lock files, probed for a
+	// holder before a change.
+	LockFiles []string `yaml:"lock_files"`
+	// Root points the manager at another root file system (dnf
+	// --installroot, zypper/apk/rpm --root). It exists for tests, which
+	// must never touch the host's packages; it is not read from the
+	// config file, so a production agent always manages "/".
+	Root string `yaml:"-"`
+}
+
+// WingetConfig tunes the Windows Package Manager.
+type WingetConfig struct {
+	// Path is winget.exe; empty finds the App Installer's copy under
+	// Program Files\WindowsApps, which a LocalSystem service must call
+	// directly (it has no per-user app execution alias on PATH).
+	Path string `yaml:"path"`
+	// Source restricts installs to one configured source (e.g. "winget"
+	// or a clinic's private REST source).
+	Source string `yaml:"source"`
 }
 
 // WindowConfig is a weekly maintenance window as written in the config
@@ -242,6 +279,19 @@ func (c Config) Validate() error {
 		if _, ok := c.Hooks[c.RecoveryHook]; !ok {
 			v.Add("recovery_hook", "%q is not a configured hook", c.RecoveryHook)
 		}
+	}
+	for key, m := range map[string]ManagerConfig{"dnf": c.Dnf, "zypper": c.Zypper, "apk": c.Apk} {
+		for _, f := range m.LockFiles {
+			if !filepath.IsAbs(f) {
+				v.Add(key+".lock_files", "%q is not an absolute path", f)
+			}
+		}
+		if m.Root != "" && !filepath.IsAbs(m.Root) {
+			v.Add(key+".root", "%q is not an absolute path", m.Root)
+		}
+	}
+	if c.Winget.Source != "" && !wingetSourceRE.MatchString(c.Winget.Source) {
+		v.Add("winget.source", "%q is not a source name", c.Winget.Source)
 	}
 	if c.MinFreeMiB < 0 {
 		v.Add("min_free_mib", "must not be negative")

@@ -9,9 +9,11 @@ import (
 )
 
 // PackageManager is the seam between job execution and an operating
-// system's package manager. apt is implemented; the others are explicit
-// stubs that refuse, because reporting success for a change that was never
-// made would be worse than refusing.
+// system's package manager: apt, dnf, zypper, apk and winget implement it.
+// Anything else (macOS softwareupdate, Windows Update KBs, unknown
+// systems) gets an explicit Unsupported stub that refuses, because
+// reporting success for a change that was never made would be worse than
+// refusing.
 type PackageManager interface {
 	// Name is the manager's name as shown in steps and messages.
 	Name() string
@@ -76,7 +78,10 @@ func (u Unsupported) Apply(context.Context, []agentapi.JobPackage) agentapi.Step
 func (u Unsupported) LockHolder() (bool, string, error) { return false, "", u.Supported() }
 
 // ManagerFor chooses the package manager for an os-release ID (and its
-// ID_LIKE list), or a GOOS name for Windows and macOS.
+// ID_LIKE list, in order, so a derivative that names its parent is
+// covered), or a GOOS name for Windows and macOS. A chosen manager whose
+// tools are missing (dnf on a yum-only CentOS 7 or Amazon Linux 2) says
+// so through Supported, and its jobs are refused.
 func ManagerFor(osID string, idLike []string, cfg Config, run Runner) PackageManager {
 	ids := append([]string{osID}, idLike...)
 	for _, id := range ids {
@@ -84,13 +89,13 @@ func ManagerFor(osID string, idLike []string, cfg Config, run Runner) PackageMan
 		case "debian", "ubuntu", "raspbian", "linuxmint":
 			return NewApt(cfg, run)
 		case "rhel", "fedora", "centos", "rocky", "almalinux", "ol", "amzn":
-			return Unsupported{Manager: "dnf"}
-		case "suse", "opensuse", "sles", "opensuse-leap", "opensuse-tumbleweed":
-			return Unsupported{Manager: "zypper"}
+			return NewDnf(cfg, run)
+		case "suse", "opensuse", "sles", "sled", "opensuse-leap", "opensuse-tumbleweed":
+			return NewZypper(cfg, run)
 		case "alpine":
-			return Unsupported{Manager: "apk"}
+			return NewApk(cfg, run)
 		case "windows":
-			return Unsupported{Manager: "windows-update/winget"}
+			return NewWinget(cfg, run)
 		case "macos", "darwin":
 			return Unsupported{Manager: "softwareupdate"}
 		}
