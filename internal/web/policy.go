@@ -114,7 +114,7 @@ func (ui *UI) policyPage(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	// The built-in default is where every installation starts; it stays
 	// listed so an auditor sees the whole history.
-	v.Versions = append(v.Versions, row(policy.Version{Version: 0, AppliedBy: "built-in default"}))
+	v.Versions = append(v.Versions, row(policy.Version{Version: 0, AppliedBy: "built-in default", SHA256: policy.Default().SHA256()}))
 	title := "Policy"
 	if !v.Current {
 		title = fmt.Sprintf("Policy version %d", shown.Version)
