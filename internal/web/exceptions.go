@@ -237,8 +237,10 @@ type controlRow struct {
 	DescError   string
 }
 
-// exceptionValues reads the form's text; the parameters of a GET (scope,
-// target, vuln) prefill it from a finding or asset page.
+// exceptionForm lays out the request form with vals (the text as typed,
+// so a rejected form comes back exactly as submitted) and the per-field
+// errors, under the exception rules of the policy in force: its decisions,
+// the controls it requires and the longest expiry it allows.
 func (ui *UI) exceptionForm(ctx context.Context, vals url.Values, fieldErrs map[string]string) (exceptionFormView, error) {
 	pol, _, err := ui.policyNow(ctx)
 	if err != nil {
@@ -480,7 +482,7 @@ type exceptionView struct {
 	Done string
 	// Message is why the last action failed; Status its HTTP status.
 	Message string
-	// Forms are the decisions the user may take now, by action.
+	// CanDecide and CanWithdraw say which decision forms the page offers.
 	CanDecide   bool
 	CanWithdraw bool
 	// OwnRequest: the user requested it, so separation of duties keeps
