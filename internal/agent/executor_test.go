@@ -188,10 +188,10 @@ func TestExecuteRefusesUntrustedInput(t *testing.T) {
 
 func TestExecuteUnsupportedManagerRefuses(t *testing.T) {
 	f := newExec(t, insideNY)
-	f.e.PM = Unsupported{Manager: "dnf"}
+	f.e.PM = ManagerFor("macos", nil, f.e.Cfg, f.run)
 	e, _ := f.e.Execute(context.Background(), upgrade("j1"))
-	if e.Result.Status != agentapi.StatusRefused || e.Result.Reason != "dnf: not supported on this OS yet" {
-		t.Fatalf("status %s reason %q; want refused: dnf: not supported on this OS yet", e.Result.Status, e.Result.Reason)
+	if e.Result.Status != agentapi.StatusRefused || e.Result.Reason != "softwareupdate: not supported on this OS yet" {
+		t.Fatalf("status %s reason %q; want refused: softwareupdate: not supported on this OS yet", e.Result.Status, e.Result.Reason)
 	}
 }
 
