@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Patchward's tests need that Go modules do not bring:
-# Debian's Chromium (browser tests) and PostgreSQL server binaries (the
-# conformance suite's second engine). Safe to run repeatedly.
+# Debian's Chromium (browser tests), PostgreSQL server binaries (the
+# conformance suite's second engine), and dnf, zypper, rpm (rpmbuild) and
+# createrepo-c, with which the agent's tests drive the real RPM package
+# managers in a throw-away install root. Safe to run repeatedly.
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +11,10 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
+command -v dnf >/dev/null 2>&1 || need_apt+=(dnf)
+command -v zypper >/dev/null 2>&1 || need_apt+=(zypper)
+command -v rpmbuild >/dev/null 2>&1 || need_apt+=(rpm)
+command -v createrepo_c >/dev/null 2>&1 || need_apt+=(createrepo-c)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: need ${need_apt[*]}; run this script as root (or: sudo apt-get install ${need_apt[*]})" >&2

@@ -17,8 +17,9 @@ import (
 )
 
 // rebootRequiredFiles are written by Debian/Ubuntu packages (kernel, libc)
-// whose update needs a restart.
-var rebootRequiredFiles = []string{"/run/reboot-required", "/var/run/reboot-required"}
+// whose update needs a restart, and by libzypp on SUSE (/run/reboot-needed,
+// what `zypper needs-rebooting` reads).
+var rebootRequiredFiles = []string{"/run/reboot-required", "/var/run/reboot-required", "/run/reboot-needed"}
 
 // minPendingSpacing is the least time between two pending-update queries.
 const minPendingSpacing = time.Minute
