@@ -416,6 +416,9 @@ func (i indexIntel) Intel(id string, aliases []string) (pwmatch.Intel, bool) {
 	return ix.Intel(id, aliases), true
 }
 
+// IntelVersion names the index in use: a new feed version builds a new one.
+func (i indexIntel) IntelVersion() string { return fmt.Sprintf("%p", i.findings.Index()) }
+
 // riskTargets confirms an exception names a finding, asset or group that
 // exists.
 type riskTargets struct {

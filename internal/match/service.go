@@ -149,6 +149,11 @@ func (s *Service) EvaluateHost(ctx context.Context, assetID string) (Summary, er
 		return sum, fmt.Errorf("evaluate asset %s: %w", assetID, err)
 	}
 	sum.add(c)
+	if len(c.Changes) == 0 && s.changed != nil {
+		// The asset itself changed (an edit, a new SBOM) even if its
+		// findings did not: its exposure or criticality may move scores.
+		s.changed(assetID)
+	}
 	return sum, nil
 }
 

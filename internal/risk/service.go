@@ -370,6 +370,35 @@ func (b *batch) flush(ctx context.Context, sum *Summary) error {
 	return nil
 }
 
+// Inputs fingerprints what every record depends on beyond each finding and
+// its asset: the policy version in force and the advisory index (when the
+// IntelSource can name its version). The watcher skips a periodic pass over
+// the estate while it is unchanged.
+func (s *Service) Inputs(ctx context.Context) (string, error) {
+	_, ver, err := s.policies.Current(ctx)
+	if err != nil {
+		return "", err
+	}
+	fp := fmt.Sprintf("policy %d %s", ver.Version, ver.SHA256)
+	if v, ok := s.intel.(interface{ IntelVersion() string }); ok {
+		fp += " intel " + v.IntelVersion()
+	} else {
+		// Without a version the intelligence may have changed at any time.
+		fp += " intel " + s.now().String()
+	}
+	return fp, nil
+}
+
+// ExpireDue ends approved exceptions whose expiry has passed and reports
+// how many ended.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	pol, _, err := s.policies.Current(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.expireDue(ctx, pol, s.now().UTC())
+}
+
 // expireDue ends approved exceptions whose expiry has passed.
 func (s *Service) expireDue(ctx context.Context, pol *policy.Compiled, now time.Time) (int, error) {
 	due, err := s.store.Exceptions(ctx, ExceptionFilter{State: ExceptionApproved, ExpiringBy: &now})

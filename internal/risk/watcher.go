@@ -20,9 +20,17 @@ type Watcher struct {
 	pending map[string]bool
 	all     bool
 	kick    chan struct{}
+	// lastInputs and lastFull describe the last full pass, so a periodic
+	// tick re-scores the estate only when what every record depends on
+	// changed, or once a day (rules may read a finding's age).
+	lastInputs string
+	lastFull   time.Time
 	// ran reports each pass; tests observe it.
 	ran func(Summary)
 }
+
+// fullEvery is the longest the watcher goes without re-scoring the estate.
+const fullEvery = 24 * time.Hour
 
 // NewWatcher returns a Watcher for svc.
 func NewWatcher(svc *Service, log *slog.Logger) *Watcher {
@@ -72,7 +80,11 @@ func (w *Watcher) Pass(ctx context.Context) (Summary, error) {
 		w.mu.Unlock()
 	}
 	if all {
+		inputs, ierr := w.svc.Inputs(ctx)
 		s, err := w.svc.Recompute(ctx, "")
+		if err == nil && ierr == nil && !s.Skipped {
+			w.lastInputs, w.lastFull = inputs, w.svc.now()
+		}
 		add(s)
 		if err != nil || s.Skipped {
 			requeue()
@@ -115,7 +127,27 @@ func (w *Watcher) Run(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-w.kick:
 		case <-t.C:
-			w.Notify("")
+			w.Tick(ctx)
 		}
+	}
+}
+
+// Tick decides what a periodic tick re-scores: the estate when the policy or
+// the advisory index moved since the last full pass, when an exception
+// expired, or once a day; otherwise nothing (assets whose findings or
+// attributes change are notified as they change).
+func (w *Watcher) Tick(ctx context.Context) {
+	inputs, err := w.svc.Inputs(ctx)
+	if err != nil || inputs != w.lastInputs || w.svc.now().Sub(w.lastFull) >= fullEvery {
+		w.Notify("")
+		return
+	}
+	n, err := w.svc.ExpireDue(ctx)
+	if err != nil {
+		w.log.Error("expiring exceptions failed", "err", err)
+		return
+	}
+	if n > 0 {
+		w.Notify("")
 	}
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -266,4 +267,106 @@ func hasFactor(fs []risk.Factor, name string) bool {
 		}
 	}
 	return false
+}
+
+// IntelVersion names the index in use, so the watcher can tell a new one.
+func (i serviceIntel) IntelVersion() string { return fmt.Sprintf("%p", i.svc.Index()) }
+
+// TestRiskWatcherTick checks what a periodic tick re-scores: nothing while
+// the policy and the advisory index are unchanged, everything after a new
+// policy version or a new index, everything once a day; and that an edited
+// asset is re-scored although its findings did not change.
+func TestRiskWatcherTick(t *testing.T) {
+	advs, kev := realFeeds(t)
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &findClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+		inv := inventory.NewService(db.Inventory(), clk.now)
+		web, err := inv.CreateAsset(ctx, admin, inventory.Asset{Name: "PACS-WEB", Type: inventory.TypeServer,
+			Exposure: inventory.ExposureInternal, Criticality: inventory.LevelHigh,
+			CPE: "cpe:2.3:a:webmproject:libwebp:1.3.1:*:*:*:*:*:*:*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		findings := match.NewService(db.Findings(), clk.now)
+		findings.SetIndex(match.NewIndex(advs, nil, nil))
+		if _, err := findings.EvaluateAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		policies := policy.NewService(db.Policies(), clk.now)
+		svc := risk.NewService(db.Risk(), policies, serviceIntel{findings}, risk.Options{Now: clk.now})
+		w := risk.NewWatcher(svc, nil)
+		findings.OnChange(w.Notify)
+		pass := func(what string, wantAssessed int) risk.Summary {
+			t.Helper()
+			sum, err := w.Pass(ctx)
+			if err != nil || sum.Assessed != wantAssessed {
+				t.Fatalf("%s: Pass = %+v, %v; want %d assessed", what, sum, err, wantAssessed)
+			}
+			return sum
+		}
+		pass("start", 1)
+		w.Tick(ctx)
+		pass("tick with nothing new", 0)
+
+		// A new policy version: the next tick re-scores the estate.
+		src := strings.Replace(string(policy.DefaultSource()), "name: Example Clinic and Laboratory", "name: Riverside Clinic", 1)
+		if _, err := policies.Apply(ctx, admin, []byte(src), "our name"); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		w.Tick(ctx)
+		if sum := pass("tick after a policy apply", 1); sum.Changed != 1 {
+			t.Errorf("policy apply: %d records rewritten; want 1 (new policy version)", sum.Changed)
+		}
+
+		// A new advisory index (the KEV catalog arrived).
+		ix := match.NewIndex(advs, kev, nil)
+		old := findings.SetIndex(ix)
+		if _, err := findings.EvaluateChanged(ctx, old, ix); err != nil {
+			t.Fatal(err)
+		}
+		w.Tick(ctx)
+		pass("tick after a new index", 1)
+
+		// An edited asset whose findings stay the same is re-scored.
+		a, err := inv.Asset(ctx, web.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := svc.Explain(ctx, pageOne(t, findings, web.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Exposure = inventory.ExposureIsolated
+		if _, err := inv.UpdateAsset(ctx, admin, web.ID, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := findings.EvaluateHost(ctx, web.ID); err != nil {
+			t.Fatal(err)
+		}
+		pass("after an asset edit", 1)
+		after, err := svc.Explain(ctx, before.Record.FindingID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Record.Assessment.Score >= before.Record.Assessment.Score {
+			t.Errorf("isolating the asset: score %v → %v; want lower", before.Record.Assessment.Score, after.Record.Assessment.Score)
+		}
+
+		// A day later the estate is re-scored whatever happened.
+		w.Tick(ctx)
+		pass("tick an hour later", 0)
+		clk.t = clk.t.Add(25 * time.Hour)
+		w.Tick(ctx)
+		pass("tick a day later", 1)
+	})
+}
+
+func pageOne(t *testing.T, svc *match.Service, assetID string) string {
+	t.Helper()
+	p, err := svc.Findings(context.Background(), match.FindingFilter{AssetID: assetID})
+	if err != nil || len(p.Findings) == 0 {
+		t.Fatalf("Findings(%s) = %v, %v", assetID, p.Total, err)
+	}
+	return p.Findings[0].ID
 }
