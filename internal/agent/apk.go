@@ -101,6 +101,9 @@ func (a *Apk) Installed(_ context.Context, names []string) (map[string]string, a
 	}
 	st.Ended, st.OK = time.Now().UTC(), true
 	st.Output = fmt.Sprintf("read %s: %d packages installed; %s", a.dbFile, len(pkgs), describeVersions(names, got))
+	if len(st.Output) > MaxStepOutput {
+		st.Output = st.Output[:MaxStepOutput-4] + " ..."
+	}
 	return got, st, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/patchward/patchward/internal/agentapi"
@@ -123,7 +124,8 @@ func (w *Winget) sourceArgs() []string {
 
 // failed is the step reported when winget.exe cannot be found.
 func (w *Winget) failed(name string, err error) agentapi.Step {
-	return agentapi.Step{Name: name, ExitCode: -1, Output: "winget: " + err.Error()}
+	now := time.Now().UTC()
+	return agentapi.Step{Name: name, ExitCode: -1, Output: "winget: " + err.Error(), Started: now, Ended: now}
 }
 
 // Installed runs `winget list --id ID --exact` for each name.
