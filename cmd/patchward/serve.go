@@ -114,8 +114,13 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.risk.OnChange(a.rescorer.Notify)
 	a.policies.OnApply(func(policy.Version) { a.rescorer.Notify("") })
 	a.feeds = feeds.NewService(db.Feeds(), feeds.Options{Fetcher: &feeds.Fetcher{UserAgent: "patchward/" + version}, Log: log})
-	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log},
-		Windows: fleet.NewAssetWindows(a.inventory, 0, nil)})
+	windows := fleet.NewAssetWindows(a.inventory, 0, nil)
+	// Assets whose window is a policy window's name get its dated openings.
+	windows.Named = fleet.PolicyWindows{Current: func(ctx context.Context) (*policy.Compiled, error) {
+		c, _, err := a.policies.Current(ctx)
+		return c, err
+	}}
+	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log}, Windows: windows})
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},

@@ -405,6 +405,12 @@ func (e *Executor) outsideWindow(now time.Time) string {
 		return ""
 	}
 	next := w.Next(now)
+	if next.IsZero() {
+		// Only dated openings, all past: the server has not sent newer
+		// ones, and the agent does not guess.
+		return fmt.Sprintf("outside maintenance window %q (now %s; no later opening known — the server sends them at check-in)", w.Name,
+			now.In(w.Location()).Format("Mon 2006-01-02 15:04 MST"))
+	}
 	return fmt.Sprintf("outside maintenance window %q (now %s; next opening %s)", w.Name,
 		now.In(w.Location()).Format("Mon 2006-01-02 15:04 MST"), next.In(w.Location()).Format("Mon 2006-01-02 15:04 MST"))
 }

@@ -147,6 +147,36 @@ func TestExecuteWindow(t *testing.T) {
 	}
 }
 
+// TestExecuteDatedOpenings: a named window arrives as dated openings; a job
+// runs inside one and is refused after the last one the agent knows of.
+func TestExecuteDatedOpenings(t *testing.T) {
+	w, err := ParseWindow(agentapi.Window{Name: "monthly-baseline", TimeZone: "America/New_York",
+		Openings: []agentapi.Opening{{Start: utc("2026-03-13T03:00:00Z"), End: utc("2026-03-13T07:00:00Z")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{utc("2026-03-13T04:00:00Z"), agentapi.StatusSucceeded},
+		{utc("2026-03-14T04:00:00Z"), agentapi.StatusRefused},
+	} {
+		f := newExec(t, tc.at)
+		f.e.Window = func() *Schedule { return w }
+		e, err := f.e.Execute(context.Background(), upgrade("j1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Result.Status != tc.want {
+			t.Fatalf("at %v: status %s (%s); want %s", tc.at, e.Result.Status, e.Result.Reason, tc.want)
+		}
+		if tc.want == agentapi.StatusRefused && (len(f.pm.applied) != 0 || !strings.Contains(e.Result.Reason, "no later opening known")) {
+			t.Errorf("refusal after the last opening: applied %v, reason %q", f.pm.applied, e.Result.Reason)
+		}
+	}
+}
+
 func TestExecuteNoWindowRefuses(t *testing.T) {
 	f := newExec(t, insideNY)
 	f.e.Window = func() *Schedule { return nil }

@@ -15,9 +15,10 @@ import (
 // read on their clocks on both sides of a DST change (the window is an hour
 // shorter in real time on the spring-forward night, longer in autumn).
 type Schedule struct {
-	Name  string
-	loc   *time.Location
-	slots []slot
+	Name     string
+	loc      *time.Location
+	slots    []slot
+	openings []agentapi.Opening
 }
 
 type slot struct {
@@ -36,10 +37,19 @@ func ParseWindow(w agentapi.Window) (*Schedule, error) {
 		}
 		loc = l
 	}
-	if len(w.Slots) == 0 {
-		return nil, errs.E(errs.Invalid, "window %q has no slots", w.Name)
+	// A window with neither slots nor openings never opens: the server
+	// knows of no opening of a named window in its horizon, and only
+	// emergency jobs may run.
+	if len(w.Openings) > agentapi.MaxOpenings {
+		return nil, errs.E(errs.Invalid, "window %q has %d openings; at most %d", w.Name, len(w.Openings), agentapi.MaxOpenings)
 	}
 	s := &Schedule{Name: w.Name, loc: loc}
+	for i, o := range w.Openings {
+		if o.Start.IsZero() || !o.End.After(o.Start) || o.End.Sub(o.Start) > 8*24*time.Hour {
+			return nil, errs.E(errs.Invalid, "window %q opening %d: end must be after start and within 8 days of it", w.Name, i)
+		}
+		s.openings = append(s.openings, o)
+	}
 	for i, sl := range w.Slots {
 		if sl.Day < 0 || sl.Day > 6 {
 			return nil, errs.E(errs.Invalid, "window %q slot %d: day %d is not 0 (Sunday) to 6", w.Name, i, sl.Day)
@@ -75,6 +85,11 @@ func (s *Schedule) Location() *time.Location { return s.loc }
 
 // Contains reports whether t falls inside an opening of the window.
 func (s *Schedule) Contains(t time.Time) bool {
+	for _, o := range s.openings {
+		if !t.Before(o.Start) && t.Before(o.End) {
+			return true
+		}
+	}
 	lt := t.In(s.loc)
 	mins := lt.Hour()*60 + lt.Minute()
 	wd := lt.Weekday()
@@ -104,6 +119,11 @@ func (s *Schedule) Next(t time.Time) time.Time {
 	}
 	lt := t.In(s.loc)
 	var best time.Time
+	for _, o := range s.openings {
+		if o.Start.After(t) && (best.IsZero() || o.Start.Before(best)) {
+			best = o.Start
+		}
+	}
 	for d := 0; d <= 7; d++ {
 		day := time.Date(lt.Year(), lt.Month(), lt.Day()+d, 0, 0, 0, 0, s.loc)
 		for _, sl := range s.slots {

@@ -103,14 +103,66 @@ func TestWindowNext(t *testing.T) {
 
 func TestParseWindowErrors(t *testing.T) {
 	for name, w := range map[string]agentapi.Window{
-		"zone":     {TimeZone: "Mars/Olympus", Slots: []agentapi.Slot{{Day: 0, Start: "01:00", End: "02:00"}}},
-		"no slots": {TimeZone: "UTC"},
-		"day":      {Slots: []agentapi.Slot{{Day: 7, Start: "01:00", End: "02:00"}}},
-		"start":    {Slots: []agentapi.Slot{{Day: 1, Start: "1:00", End: "02:00"}}},
-		"end":      {Slots: []agentapi.Slot{{Day: 1, Start: "01:00", End: "25:00"}}},
+		"zone":              {TimeZone: "Mars/Olympus", Slots: []agentapi.Slot{{Day: 0, Start: "01:00", End: "02:00"}}},
+		"backwards opening": {Openings: []agentapi.Opening{{Start: utc("2026-03-12T03:00:00Z"), End: utc("2026-03-12T02:00:00Z")}}},
+		"week-long opening": {Openings: []agentapi.Opening{{Start: utc("2026-03-01T00:00:00Z"), End: utc("2026-03-10T00:00:00Z")}}},
+		"zero opening":      {Openings: []agentapi.Opening{{End: utc("2026-03-10T00:00:00Z")}}},
+		"too many openings": {Openings: make([]agentapi.Opening, agentapi.MaxOpenings+1)},
+		"day":               {Slots: []agentapi.Slot{{Day: 7, Start: "01:00", End: "02:00"}}},
+		"start":             {Slots: []agentapi.Slot{{Day: 1, Start: "1:00", End: "02:00"}}},
+		"end":               {Slots: []agentapi.Slot{{Day: 1, Start: "01:00", End: "25:00"}}},
 	} {
 		if _, err := ParseWindow(w); err == nil {
 			t.Errorf("ParseWindow(%s) = nil error; want one", name)
 		}
+	}
+}
+
+// TestWindowOpenings checks dated openings (a monthly window after Patch
+// Tuesday): inside one the job may start, between them it may not, Next
+// names the coming one, and after the last one nothing is open.
+func TestWindowOpenings(t *testing.T) {
+	w, err := ParseWindow(agentapi.Window{Name: "monthly-baseline", TimeZone: "America/Chicago", Openings: []agentapi.Opening{
+		{Start: utc("2026-03-13T03:00:00Z"), End: utc("2026-03-13T07:00:00Z")},
+		{Start: utc("2026-04-17T03:00:00Z"), End: utc("2026-04-17T07:00:00Z")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at       string
+		open     bool
+		wantNext string
+	}{
+		{"2026-03-13T02:59:59Z", false, "2026-03-13T03:00:00Z"},
+		{"2026-03-13T03:00:00Z", true, "2026-03-13T03:00:00Z"},
+		{"2026-03-13T06:59:59Z", true, "2026-03-13T06:59:59Z"},
+		{"2026-03-13T07:00:00Z", false, "2026-04-17T03:00:00Z"},
+		{"2026-04-17T07:00:00Z", false, ""},
+	} {
+		at := utc(tc.at)
+		if got := w.Contains(at); got != tc.open {
+			t.Errorf("Contains(%s) = %v; want %v", tc.at, got, tc.open)
+		}
+		next := w.Next(at)
+		if tc.wantNext == "" {
+			if !next.IsZero() {
+				t.Errorf("Next(%s) = %v; want none after the last opening", tc.at, next)
+			}
+		} else if !next.Equal(utc(tc.wantNext)) {
+			t.Errorf("Next(%s) = %v; want %s", tc.at, next, tc.wantNext)
+		}
+	}
+}
+
+// TestWindowNeverOpen: a named window with no opening in the server's
+// horizon arrives empty and admits no non-emergency job.
+func TestWindowNeverOpen(t *testing.T) {
+	w, err := ParseWindow(agentapi.Window{Name: "lab-quarterly", TimeZone: "UTC"})
+	if err != nil {
+		t.Fatalf("ParseWindow(empty) = %v; want a window that never opens", err)
+	}
+	if at := utc("2026-03-13T04:00:00Z"); w.Contains(at) || !w.Next(at).IsZero() {
+		t.Errorf("empty window: Contains = %v, Next = %v; want closed with no next opening", w.Contains(at), w.Next(at))
 	}
 }

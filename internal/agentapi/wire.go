@@ -144,12 +144,26 @@ type CheckInResponse struct {
 	Window *Window `json:"window,omitempty"`
 }
 
-// Window is a weekly maintenance window in the agent's local time zone.
+// Window is a maintenance window in the agent's local time zone: weekly
+// Slots, and dated Openings for windows a week cannot express (the monthly
+// baseline after Patch Tuesday, a quarterly vendor window). The server sends
+// the openings of the coming weeks; an agent that has not heard from it
+// since the last one ended has no opening and refuses non-emergency jobs.
 type Window struct {
-	Name     string `json:"name"`
-	TimeZone string `json:"time_zone"`
-	Slots    []Slot `json:"slots"`
+	Name     string    `json:"name"`
+	TimeZone string    `json:"time_zone"`
+	Slots    []Slot    `json:"slots"`
+	Openings []Opening `json:"openings,omitempty"`
 }
+
+// Opening is one dated opening of a window, [Start, End).
+type Opening struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// MaxOpenings bounds the dated openings one window may carry.
+const MaxOpenings = 200
 
 // Slot is one weekly opening: Day (0=Sunday) and start/end "HH:MM" local;
 // an end before the start runs past midnight.

@@ -11,6 +11,7 @@ import (
 	"github.com/patchward/patchward/internal/agentapi"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/policy"
 )
 
 var weekdays = map[string][]int{
@@ -66,6 +67,18 @@ type AssetReader interface {
 	Site(ctx context.Context, id string) (inventory.Site, error)
 }
 
+// NamedWindows resolves a window the policy defines by name (the monthly
+// baseline after Patch Tuesday, a quarterly vendor window) into its dated
+// openings between from and to; ok is false when no window has that name.
+type NamedWindows interface {
+	Openings(ctx context.Context, name string, site *time.Location, from, to time.Time) (openings []agentapi.Opening, ok bool, err error)
+}
+
+// OpeningsAhead is how far ahead an agent is told a named window's dated
+// openings: long enough to reach the next opening of a quarterly window
+// and to ride out a long outage of the server.
+const OpeningsAhead = 120 * 24 * time.Hour
+
 // AssetWindows is the WindowSource that tells each agent the maintenance
 // window recorded on its asset, in its site's time zone. Check-ins are the
 // hot path, so answers are cached for a few minutes: a changed window
@@ -74,6 +87,9 @@ type AssetWindows struct {
 	inv AssetReader
 	ttl time.Duration
 	now func() time.Time
+	// Named resolves windows named in the policy; without it an asset
+	// whose window is a name leaves its agent on its local configuration.
+	Named NamedWindows
 
 	mu    sync.Mutex
 	cache map[string]cachedWindow
@@ -121,10 +137,60 @@ func (aw *AssetWindows) Window(ctx context.Context, assetID string) (*agentapi.W
 				tz = s.TimeZone
 			}
 		}
-		w, _ = ParseWindowRef(a.MaintenanceWindow, tz) // other forms: the agent keeps its own
+		var perr error
+		if w, perr = ParseWindowRef(a.MaintenanceWindow, tz); perr != nil && aw.Named != nil {
+			if w, err = aw.named(ctx, a.MaintenanceWindow, tz, now); err != nil {
+				return nil, fmt.Errorf("maintenance window of asset %s: %w", assetID, err)
+			}
+		}
 	}
 	aw.mu.Lock()
 	aw.cache[assetID] = cachedWindow{w: w, exp: now.Add(aw.ttl)}
 	aw.mu.Unlock()
 	return w, nil
+}
+
+// named turns a policy window into dated openings for the agent, or nil
+// (the agent keeps its own) when the policy names no such window.
+func (aw *AssetWindows) named(ctx context.Context, name, tz string, now time.Time) (*agentapi.Window, error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		loc = time.UTC
+	}
+	ops, ok, err := aw.Named.Openings(ctx, strings.TrimSpace(name), loc, now, now.Add(OpeningsAhead))
+	if err != nil || !ok {
+		return nil, err
+	}
+	if len(ops) > agentapi.MaxOpenings {
+		ops = ops[:agentapi.MaxOpenings]
+	}
+	// A window with no opening in the horizon is still sent: the agent
+	// must refuse non-emergency jobs rather than fall back on its own.
+	return &agentapi.Window{Name: name, TimeZone: tz, Openings: ops}, nil
+}
+
+// PolicyWindows resolves named windows from the policy in force.
+type PolicyWindows struct {
+	Current func(ctx context.Context) (*policy.Compiled, error)
+}
+
+// Openings returns the dated openings of the policy window called name.
+func (p PolicyWindows) Openings(ctx context.Context, name string, site *time.Location, from, to time.Time) ([]agentapi.Opening, bool, error) {
+	c, err := p.Current(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	w, ok := c.Window(name)
+	if !ok {
+		return nil, false, nil
+	}
+	slots, err := w.Slots(site, from, to)
+	if err != nil {
+		return nil, true, err
+	}
+	ops := make([]agentapi.Opening, 0, len(slots))
+	for _, s := range slots {
+		ops = append(ops, agentapi.Opening{Start: s.Start.UTC(), End: s.End.UTC()})
+	}
+	return ops, true, nil
 }

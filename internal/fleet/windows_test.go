@@ -11,6 +11,7 @@ import (
 	"github.com/patchward/patchward/internal/agentapi"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/policy"
 )
 
 func TestParseWindowRef(t *testing.T) {
@@ -86,4 +87,43 @@ func daily(start, end string) []agentapi.Slot {
 		out = append(out, agentapi.Slot{Day: d, Start: start, End: end})
 	}
 	return out
+}
+
+// TestAssetWindowsNamedPolicyWindow: an asset whose window is a name the
+// policy defines ("monthly-baseline": the Thursday after Patch Tuesday,
+// 22:00 for four hours in the site's zone) gets that window's dated
+// openings; a name the policy does not know leaves the agent on its own.
+func TestAssetWindowsNamedPolicyWindow(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	inv := &fakeAssets{asset: inventory.Asset{ID: "a1", SiteID: "s1", MaintenanceWindow: "monthly-baseline"}}
+	aw := NewAssetWindows(inv, time.Minute, func() time.Time { return now })
+	aw.Named = PolicyWindows{Current: func(context.Context) (*policy.Compiled, error) { return policy.Default(), nil }}
+	ctx := context.Background()
+	w, err := aw.Window(ctx, "a1")
+	if err != nil || w == nil {
+		t.Fatalf("Window = %+v, %v; want the policy's monthly baseline", w, err)
+	}
+	pw, _ := policy.Default().Window("monthly-baseline")
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	slots, err := pw.Slots(berlin, now, now.Add(OpeningsAhead))
+	if err != nil || len(slots) < 3 {
+		t.Fatalf("policy slots = %d, %v; want about four months of monthly openings", len(slots), err)
+	}
+	if len(w.Openings) != len(slots) || len(w.Slots) != 0 || w.TimeZone != "Europe/Berlin" {
+		t.Fatalf("window = %d openings, %d slots, zone %s; want %d openings in Europe/Berlin", len(w.Openings), len(w.Slots), w.TimeZone, len(slots))
+	}
+	for i, o := range w.Openings {
+		if !o.Start.Equal(slots[i].Start) || !o.End.Equal(slots[i].End) || !o.Start.After(now.Add(-pw.Duration.Approx())) {
+			t.Errorf("opening %d = %v–%v; want %v–%v", i, o.Start, o.End, slots[i].Start, slots[i].End)
+		}
+		// Every opening starts at the policy's local start time in Berlin.
+		if got := o.Start.In(berlin).Format("15:04"); got != pw.Start {
+			t.Errorf("opening %d starts %s local; want %s", i, got, pw.Start)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	inv.asset.MaintenanceWindow = "no-such-window"
+	if w, err := aw.Window(ctx, "a1"); w != nil || err != nil {
+		t.Errorf("unknown name: Window = %+v, %v; want nil (the agent keeps its own)", w, err)
+	}
 }
