@@ -13,6 +13,7 @@ import (
 
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/report"
 	"github.com/patchward/patchward/internal/store"
 )
 
@@ -138,22 +139,30 @@ A running server re-scores every finding on its next periodic pass
 	return cmd
 }
 
+// formatPDF is the policy document printed to PDF through its HTML form.
+const formatPDF = "pdf"
+
 func newPolicyRenderCmd(g *globals) *cobra.Command {
 	var (
-		format, file, out string
-		version           int
+		format, file, out, chromium string
+		version                     int
 	)
 	cmd := &cobra.Command{
 		Use:   "render",
-		Short: "Render the written Patch Management Policy (Markdown or HTML) from the policy in force, a version, or a file",
+		Short: "Render the written Patch Management Policy (Markdown, HTML or PDF) from the policy in force, a version, or a file",
 		Long: `Render the written Patch Management Policy document from the policy in force,
 from --version N (0 is the built-in default), or from --file FILE without a
-database (how the documentation is regenerated).`,
+database (how the documentation is regenerated). --format pdf prints the
+HTML document with Chromium (--chromium, default /usr/bin/chromium).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if format != policy.FormatMarkdown && format != policy.FormatHTML {
-				return errs.E(errs.Invalid, "--format must be md or html")
+			if format != policy.FormatMarkdown && format != policy.FormatHTML && format != formatPDF {
+				return errs.E(errs.Invalid, "--format must be md, html or pdf")
+			}
+			renderAs := format
+			if format == formatPDF {
+				renderAs = policy.FormatHTML
 			}
 			var doc []byte
 			if file != "" {
@@ -168,7 +177,7 @@ database (how the documentation is regenerated).`,
 				if err != nil {
 					return printProblems(cmd.ErrOrStderr(), file, err)
 				}
-				if doc, err = policy.Render(c, format, policy.RenderMeta{}); err != nil {
+				if doc, err = policy.Render(c, renderAs, policy.RenderMeta{}); err != nil {
 					return err
 				}
 			} else {
@@ -180,7 +189,13 @@ database (how the documentation is regenerated).`,
 					return err
 				}
 				defer db.Close()
-				if doc, err = policy.NewService(db.Policies(), nil).Document(ctx, version, format); err != nil {
+				if doc, err = policy.NewService(db.Policies(), nil).Document(ctx, version, renderAs); err != nil {
+					return err
+				}
+			}
+			if format == formatPDF {
+				var err error
+				if doc, err = report.PDF(ctx, chromium, doc); err != nil {
 					return err
 				}
 			}
@@ -195,7 +210,8 @@ database (how the documentation is regenerated).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", policy.FormatMarkdown, "md or html")
+	f.StringVar(&format, "format", policy.FormatMarkdown, "md, html or pdf")
+	f.StringVar(&chromium, "chromium", report.DefaultChromium, "the Chromium used for --format pdf")
 	f.IntVar(&version, "version", -1, "render this applied version (0 is the built-in default); default: the one in force")
 	f.StringVar(&file, "file", "", "render this policy file instead, without a database")
 	f.StringVar(&out, "out", "", "write to this file instead of standard output")

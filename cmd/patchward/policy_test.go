@@ -14,6 +14,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/report"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
@@ -97,6 +98,16 @@ func TestPolicyValidateCLI(t *testing.T) {
 	if b, err := os.ReadFile(doc); err != nil || !bytes.Contains(b, []byte("<title>Patch Management Policy — Example Clinic and Laboratory</title>")) {
 		t.Errorf("rendered HTML lacks its title (err %v)", err)
 	}
+	// PDF goes through the real Chromium (CI installs it).
+	if _, err := os.Stat(report.DefaultChromium); err == nil || os.Getenv("CI") == "true" {
+		pdf := filepath.Join(dir, "policy.pdf")
+		if out, err := runCLI(t, noDB, filepath.Join(dir, "k"), "policy", "render", "--file", good, "--format", "pdf", "--out", pdf); err != nil {
+			t.Fatalf("policy render --format pdf: %v\n%s", err, out)
+		}
+		if b, err := os.ReadFile(pdf); err != nil || !bytes.HasPrefix(b, []byte("%PDF-")) {
+			t.Errorf("policy.pdf is not a PDF (err %v)", err)
+		}
+	}
 	if _, err := os.Stat(filepath.Dir(noDB)); !os.IsNotExist(err) {
 		t.Errorf("offline policy commands created %s", filepath.Dir(noDB))
 	}
@@ -142,8 +153,8 @@ func TestPolicyApplyCLI(t *testing.T) {
 			if _, err := runCLI(t, dsn, key, "policy", "render", "--version", "5"); errs.KindOf(err) != errs.NotFound {
 				t.Errorf("render --version 5 = %v; want NotFound", err)
 			}
-			if _, err := runCLI(t, dsn, key, "policy", "render", "--format", "pdf"); errs.KindOf(err) != errs.Invalid {
-				t.Errorf("render --format pdf = %v; want Invalid", err)
+			if _, err := runCLI(t, dsn, key, "policy", "render", "--format", "docx"); errs.KindOf(err) != errs.Invalid {
+				t.Errorf("render --format docx = %v; want Invalid", err)
 			}
 
 			show := mustCLI(t, dsn, key, "policy", "show")
