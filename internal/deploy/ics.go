@@ -54,7 +54,8 @@ func ICS(occurrences []Occurrence, now time.Time) []byte {
 		}
 		e.SetDescription(strings.TrimSpace(desc))
 	}
-	return []byte(cal.Serialize())
+	// RFC 5545 §3.1 wants CRLF; the library's default is a bare LF.
+	return []byte(cal.Serialize(ics.WithNewLine("\r\n")))
 }
 
 func summary(o Occurrence) string {

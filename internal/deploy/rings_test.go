@@ -1,0 +1,138 @@
+package deploy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/patchward/patchward/internal/policy"
+)
+
+func TestAssignRings(t *testing.T) {
+	assets := []policy.AssetFacts{
+		{ID: "it-laptop", Type: "endpoint", Criticality: "low", SafetyImpact: "none", Tags: []string{"pilot"}},
+		{ID: "front-desk", Type: "endpoint", Criticality: "medium", SafetyImpact: "none"},
+		{ID: "analyzer", Type: "analyzer", Criticality: "high", SafetyImpact: "high", RegulatedDevice: true},
+		{ID: "pump", Type: "iomt", Criticality: "critical", SafetyImpact: "direct_patient_care", RegulatedDevice: true},
+		{ID: "test-server", Type: "server", Criticality: "high", SafetyImpact: "none", Tags: []string{"pilot"}},
+	}
+	got, err := AssignRings(policy.Default(), assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"pilot":            {"it-laptop", "test-server"},
+		"low-risk":         {"front-desk"},
+		"high-criticality": {"analyzer", "pump"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AssignRings() (-want +got):\n%s", diff)
+	}
+}
+
+func TestGate(t *testing.T) {
+	now := utc("2026-06-10T12:00:00Z")
+	pilot := policy.Ring{Name: "pilot", MinSuccess: 3, SuccessRate: 0.95, Soak: policy.Hours(48), HaltFailureRate: 0.1}
+	done := func(state JobState, finished string) Job {
+		return Job{State: state, StartedAt: utc(finished).Add(-time.Hour), FinishedAt: utc(finished)}
+	}
+	ok := func(finished string) Job { return done(JobSucceeded, finished) }
+	fail := func(finished string) Job { return done(JobFailed, finished) }
+	pending := Job{State: JobPending}
+	running := Job{State: JobRunning, StartedAt: now.Add(-time.Minute)}
+	repeat := func(j Job, n int) []Job {
+		out := make([]Job, n)
+		for i := range out {
+			out[i] = j
+		}
+		return out
+	}
+	join := func(parts ...[]Job) []Job {
+		var out []Job
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		ring    policy.Ring
+		jobs    []Job
+		loc     *time.Location
+		want    Verdict
+		wantTil time.Time
+	}{
+		{name: "all succeeded, soaked", ring: pilot, jobs: repeat(ok("2026-06-07T12:00:00Z"), 5), want: Advance},
+		{name: "all succeeded, soaking until 48h after the last success", ring: pilot,
+			jobs: join(repeat(ok("2026-06-07T12:00:00Z"), 4), []Job{ok("2026-06-09T08:00:00Z")}),
+			want: Wait, wantTil: utc("2026-06-11T08:00:00Z")},
+		{name: "soak exactly over", ring: pilot, jobs: repeat(ok("2026-06-08T12:00:00Z"), 3), want: Advance},
+		{name: "a running job holds the gate", ring: pilot, jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 20), []Job{running}), want: Wait},
+		{name: "one pending job of 20 does not hold a gate already met (95%)", ring: pilot,
+			jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 19), []Job{pending}), want: Advance},
+		{name: "two pending of 20: 90% < 95%, wait for them", ring: pilot,
+			jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 18), repeat(pending, 2)), want: Wait},
+		{name: "not enough successes yet", ring: pilot, jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 2), []Job{pending}), want: Wait},
+		{name: "failures above the threshold halt before the rest finish", ring: pilot,
+			jobs: join(repeat(fail("2026-06-10T11:00:00Z"), 3), repeat(pending, 17)), want: Halt},
+		{name: "failures at the threshold do not halt, but the gate cannot open", ring: pilot,
+			jobs: join(repeat(fail("2026-06-10T11:00:00Z"), 2), repeat(pending, 18)), want: Blocked},
+		{name: "one failure of 20 with the rest pending: still reachable", ring: pilot,
+			jobs: join([]Job{fail("2026-06-10T11:00:00Z")}, repeat(pending, 19)), want: Wait},
+		{name: "too few assets for min_success", ring: pilot, jobs: repeat(ok("2026-06-01T00:00:00Z"), 2), want: Blocked},
+		{name: "empty ring advances", ring: pilot, want: Advance},
+		{name: "strict ring: any failure halts", ring: policy.Ring{Name: "hc", SuccessRate: 1, HaltFailureRate: 0.02},
+			jobs: join([]Job{fail("2026-06-10T11:00:00Z")}, repeat(ok("2026-06-10T11:00:00Z"), 10)), want: Halt},
+		{name: "no soak: advance as soon as met", ring: policy.Ring{Name: "hc", SuccessRate: 1, HaltFailureRate: 0.02},
+			jobs: repeat(ok("2026-06-10T11:59:00Z"), 3), want: Advance},
+		{name: "a soak in days keeps the wall-clock time across DST", ring: policy.Ring{Name: "d", SuccessRate: 1, HaltFailureRate: 0.5, Soak: policy.Days(1)},
+			jobs: repeat(ok("2026-03-07T18:00:00Z"), 1),                                         // 12:00 CST Saturday
+			loc:  zone(t, "America/Chicago"), want: Wait, wantTil: utc("2026-03-08T17:00:00Z")}, // 12:00 CDT Sunday
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := now
+			if tt.loc != nil {
+				at = utc("2026-03-08T10:00:00Z")
+			}
+			got := Gate(tt.ring, tt.jobs, at, tt.loc)
+			if got.Verdict != tt.want || !got.Until.Equal(tt.wantTil) {
+				t.Errorf("Gate() = %s until %v (%s); want %s until %v", got.Verdict, got.Until, got.Reason, tt.want, tt.wantTil)
+			}
+			if got.Reason == "" {
+				t.Errorf("Gate() gave no reason")
+			}
+		})
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	j := func(id, site string) Job { return Job{AssetID: id, Site: site} }
+	ids := func(js []Job) []string {
+		var out []string
+		for _, x := range js {
+			out = append(out, x.AssetID)
+		}
+		return out
+	}
+	tests := []struct {
+		name             string
+		max              int
+		running, pending []Job
+		want             []string
+	}{
+		{"no limit", 0, []Job{j("r", "a")}, []Job{j("1", "a"), j("2", "a")}, []string{"1", "2"}},
+		{"fills each site up to the cap", 2, []Job{j("r", "a")},
+			[]Job{j("1", "a"), j("2", "a"), j("3", "b"), j("4", "b"), j("5", "b")}, []string{"1", "3", "4"}},
+		{"a full site starts nothing", 1, []Job{j("r", "a")}, []Job{j("1", "a")}, nil},
+		{"order kept", 3, nil, []Job{j("3", "x"), j("1", "y"), j("2", "x")}, []string{"3", "1", "2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, ids(Throttle(tt.max, tt.running, tt.pending))); diff != "" {
+				t.Errorf("Throttle() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
