@@ -171,8 +171,9 @@ func (c *Calendar) own(a Asset) (source, error) {
 }
 
 // allowed returns the spans in which a job of changeType may run on a,
-// overlapping [from, to), sorted and merged, freezes cut out. ok is false
-// for an immediate emergency, which may run at any time.
+// overlapping [from, to), sorted and merged, freezes cut out. immediate
+// is true for an approved emergency under emergency.window "immediate",
+// which may run at any time.
 func (c *Calendar) allowed(a Asset, changeType string, from, to time.Time) (spans []span, immediate bool, err error) {
 	emergency := changeType == policy.ChangeEmergency
 	switch changeType {
