@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -177,7 +179,11 @@ HTML document with Chromium (--chromium, default /usr/bin/chromium).`,
 				if err != nil {
 					return printProblems(cmd.ErrOrStderr(), file, err)
 				}
-				if doc, err = policy.Render(c, renderAs, policy.RenderMeta{}); err != nil {
+				meta := policy.RenderMeta{}
+				if !bytes.Equal(src, policy.DefaultSource()) {
+					meta.Draft = filepath.Base(file)
+				}
+				if doc, err = policy.Render(c, renderAs, meta); err != nil {
 					return err
 				}
 			} else {

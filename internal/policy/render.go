@@ -31,6 +31,9 @@ type RenderMeta struct {
 	Version   int
 	AppliedAt time.Time
 	AppliedBy string
+	// Draft names the file a not-yet-applied policy was read from; the
+	// document then says it is a draft rather than the built-in default.
+	Draft string
 }
 
 //go:embed document.md.tmpl
