@@ -460,6 +460,10 @@ func (s *Service) Submit(ctx context.Context, u User, id string, st Step) (Chang
 			if err := canDeclareEmergency(pol, u); err != nil {
 				return err
 			}
+			if cur.Emergency != nil && s.clock().After(cur.Emergency.GoNoGoBy) {
+				return errs.E(errs.Conflict, "the emergency change's go/no-go deadline passed at %s before it was submitted; cancel it and declare a new one",
+					cur.Emergency.GoNoGoBy.Format(time.RFC3339))
+			}
 		}
 		classes, err := s.classes(ctx, tx, pol, cur.Targets)
 		if err != nil {

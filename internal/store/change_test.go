@@ -434,6 +434,29 @@ func TestChangeGuards(t *testing.T) {
 		_, err = f.svc.Halt(ctx, tech, c.ID, change.Step{})
 		wantChangeErr(t, "Halt without why", err, errs.Invalid, "why")
 
+		// A run made before the last edit does not count.
+		c = f.into(t, change.Approved)
+		f.passRun(t, c)
+		f.clk.advance(time.Minute)
+		edit := c
+		edit.Communication.Message = "Analyzers offline 02:00-02:30"
+		c = must(t, "Update")(f.svc.Update(ctx, tech, edit, "message"))
+		c, _, _ = f.svc.Approve(ctx, itMgr, c.ID, change.Decision{Revision: c.Revision})
+		c, _, _ = f.svc.Approve(ctx, secOff, c.ID, change.Decision{Revision: c.Revision})
+		c = must(t, "Schedule")(f.svc.Schedule(ctx, tech, c.ID, nil, change.Step{}))
+		_, err = f.svc.Start(ctx, tech, c.ID, change.Step{})
+		wantChangeErr(t, "Start with a run older than the edit", err, errs.Conflict, "predates the last edit")
+		f.passRun(t, c)
+		c = must(t, "Start")(f.svc.Start(ctx, tech, c.ID, change.Step{}))
+
+		// An emergency not submitted within its go/no-go time box expired.
+		late := f.create(t, change.Emergency, change.Targets{Assets: []string{f.server}})
+		f.clk.advance(5 * time.Hour)
+		_, err = f.svc.Submit(ctx, secOff, late.ID, change.Step{})
+		wantChangeErr(t, "Submit after go/no-go", err, errs.Conflict, "go/no-go")
+		_, err = f.svc.Halt(ctx, tech, c.ID, change.Step{})
+		wantChangeErr(t, "Halt without why", err, errs.Invalid, "why")
+
 		// Complete needs the requested sign-offs, by the right people.
 		c = f.intoWith(t, change.InProgress, func(c *change.Change) {
 			c.SignOffs = []change.SignOff{{Role: "laboratory-director"}}
