@@ -78,6 +78,10 @@ type Change struct {
 	// RequestedByID is the requester's actor ID: separation of duties
 	// compares IDs, not display names.
 	RequestedByID string `json:"requested_by_id"`
+	// EditedBy lists the actor IDs of everyone who edited the content after
+	// creating it: like the requester, they may not approve what they
+	// wrote when the policy separates duties.
+	EditedBy []string `json:"edited_by,omitempty"`
 	// Revision increments on every write, for optimistic concurrency.
 	Revision int `json:"revision"`
 	// EditedAt is when the content last changed; a test run must be at or

@@ -38,7 +38,7 @@ func Decode(r io.Reader) (Change, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Change{}, errs.E(errs.Invalid, "the change record is followed by more data")
 	}
-	c.State, c.RequestedBy, c.RequestedByID = "", "", ""
+	c.State, c.RequestedBy, c.RequestedByID, c.EditedBy = "", "", "", nil
 	c.Risk = RiskRating{}
 	var zero Change
 	c.CreatedAt, c.UpdatedAt, c.EditedAt = zero.CreatedAt, zero.UpdatedAt, zero.EditedAt

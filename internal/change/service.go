@@ -355,6 +355,9 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 			return err
 		}
 		next.Revision, next.UpdatedAt, next.EditedAt = cur.Revision+1, now, now
+		if u.Actor.ID != cur.RequestedByID && !slices.Contains(cur.EditedBy, u.Actor.ID) {
+			next.EditedBy = append(slices.Clone(cur.EditedBy), u.Actor.ID)
+		}
 		expired := 0
 		if cur.State != Draft && pol.Policy().Approvals.ExpireOnEdit {
 			if expired, err = tx.ExpireApprovals(ctx, cur.ID, now, fmt.Sprintf("change edited (revision %d): %s", next.Revision, why)); err != nil {
@@ -587,8 +590,13 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 			return errs.E(errs.Conflict, "the emergency change's go/no-go deadline passed at %s: it expired unapproved; cancel it and declare a new one",
 				cur.Emergency.GoNoGoBy.Format(time.RFC3339))
 		}
-		if pol.Policy().Approvals.SeparationOfDuties && cur.RequestedByID == u.Actor.ID {
-			return errs.E(errs.Forbidden, "you requested this change, so you cannot %s it (policy approvals.separation_of_duties)", decision)
+		if pol.Policy().Approvals.SeparationOfDuties {
+			if cur.RequestedByID == u.Actor.ID {
+				return errs.E(errs.Forbidden, "you requested this change, so you cannot %s it (policy approvals.separation_of_duties)", decision)
+			}
+			if slices.Contains(cur.EditedBy, u.Actor.ID) {
+				return errs.E(errs.Forbidden, "you edited this change, so you cannot %s it (policy approvals.separation_of_duties)", decision)
+			}
 		}
 		classes, err := s.classes(ctx, tx, pol, cur.Targets)
 		if err != nil {

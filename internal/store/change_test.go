@@ -332,6 +332,15 @@ func TestChangeStateMachine(t *testing.T) {
 					if last.From != from || last.To != m.To || last.Action != m.Action || last.Revision != got.Revision {
 						t.Errorf("last transition %+v; want %s -%s-> %s at revision %d", last, from, m.Action, m.To, got.Revision)
 					}
+					// The audit trail has the move, by whom.
+					wantAction := "change." + string(m.Action)
+					if m.Action == change.ActReopen {
+						wantAction = "change.update"
+					}
+					p, err := db.Audit().List(ctx, audit.Query{ObjectType: "change", ObjectID: c.ID, Limit: 1})
+					if err != nil || len(p.Entries) != 1 || p.Entries[0].Action != wantAction || p.Entries[0].Actor.ID == "" {
+						t.Errorf("latest audit entry for %s: %+v, %v; want %s with its actor", m.Action, p.Entries, err, wantAction)
+					}
 				}
 			})
 		}
@@ -549,6 +558,13 @@ func TestChangeApprovals(t *testing.T) {
 		if err != nil || c.State != change.Approved {
 			t.Fatalf("re-approval = %s, %v; want approved", c.State, err)
 		}
+
+		// Whoever edits a change may not approve it either.
+		sod := f.intoWith(t, change.Submitted, nil)
+		sod.Description = "security officer's wording"
+		sod = must(t, "Update by the security officer")(f.svc.Update(ctx, secOff, sod, "wording"))
+		_, _, err = approve(secOff, sod, "")
+		wantChangeErr(t, "editor approving", err, errs.Forbidden, "you edited this change")
 
 		// LIS and analyzer targets need the laboratory director as well;
 		// an unnamed role picks the missing class approver first.
