@@ -21,6 +21,7 @@ import (
 	"github.com/patchward/patchward/internal/api"
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/demo"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
@@ -95,7 +96,9 @@ type app struct {
 	policies *policy.Service
 	risk     *risk.Service
 	rescorer *risk.Watcher
-	handler  http.Handler
+	// changes keeps change records, approvals, test runs and evidence.
+	changes *change.Service
+	handler http.Handler
 }
 
 func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
@@ -110,6 +113,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.risk = risk.NewService(db.Risk(), a.policies, indexIntel{a.findings},
 		risk.Options{Targets: riskTargets{a.inventory, a.findings}, Log: log})
 	a.rescorer = risk.NewWatcher(a.risk, log)
+	a.changes = change.NewService(db.Changes(), a.policies, db.Risk(), nil)
 	a.findings.OnChange(a.rescorer.Notify)
 	a.risk.OnChange(a.rescorer.Notify)
 	a.policies.OnApply(func(policy.Version) { a.rescorer.Notify("") })
