@@ -126,7 +126,8 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	}}
 	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log}, Windows: windows})
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
-		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk, Log: log, Version: version}
+		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
+		Changes: a.changes, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies,
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})

@@ -52,7 +52,13 @@ type Route struct {
 	BodyType, RespType string
 	// Status is the success status (default 200).
 	Status int
-	Handle func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+	// Authenticate, when set, is a second way in for this route alone:
+	// asked only when the request carries no session or bearer token, it
+	// returns the principal some route-specific credential names (the
+	// iCalendar feed's ?token=), or found false to leave the request
+	// anonymous. The route's permission is checked either way.
+	Authenticate func(r *http.Request) (p auth.Principal, found bool, err error)
+	Handle       func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 }
 
 // PermPublic marks a route that needs no principal (sign-in only).
@@ -75,6 +81,16 @@ func wrap(rt Route, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p auth.Principal
 		if rt.Perm != PermPublic {
+			if _, signedIn := authn.PrincipalFrom(r.Context()); !signedIn && rt.Authenticate != nil {
+				alt, found, err := rt.Authenticate(r)
+				if err != nil {
+					WriteError(w, r, log, err)
+					return
+				}
+				if found {
+					r = r.WithContext(authn.WithPrincipal(r.Context(), alt))
+				}
+			}
 			var err error
 			if p, err = authn.Require(r, rt.Perm); err != nil {
 				WriteError(w, r, log, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
@@ -32,6 +33,11 @@ type API struct {
 	// Each group of routes is offered only when its service is set.
 	Policies *policy.Service
 	Risk     *risk.Service
+	// Changes serves change records, approvals, test runs and evidence;
+	// Calendar the maintenance calendar, its iCalendar feed and feed
+	// tokens (which need Accounts).
+	Changes  *change.Service
+	Calendar CalendarSource
 	Log      *slog.Logger
 	Version  string
 }
@@ -63,6 +69,12 @@ func (a *API) Routes() []Route {
 	}
 	if a.Risk != nil {
 		rs = append(rs, a.riskRoutes(a.Risk)...)
+	}
+	if a.Changes != nil {
+		rs = append(rs, a.changeRoutes()...)
+	}
+	if a.Calendar != nil {
+		rs = append(rs, a.calendarRoutes(a.Calendar)...)
 	}
 	rs = append(rs, Route{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document",
 		Perm: auth.PermAuthenticated, Resp: map[string]any{},

@@ -64,19 +64,41 @@ const (
 	// roles narrow it further, and nobody decides their own request).
 	PermExceptionRequest Permission = "exception:request"
 	PermExceptionDecide  Permission = "exception:decide"
+	// PermChangeRead reads change records, their history, approvals, test
+	// runs and evidence.
+	PermChangeRead Permission = "change:read"
+	// PermChangeWrite creates, edits, submits, reworks and cancels changes
+	// and records test runs, evidence, sign-offs and post-incident reviews
+	// (the change service narrows sign-offs to the policy role's grant).
+	PermChangeWrite Permission = "change:write"
+	// PermChangeApprove approves or rejects a submitted change; the
+	// policy's approver roles and separation of duties narrow it further.
+	PermChangeApprove Permission = "change:approve"
+	// PermChangeOperate carries a change out: schedule, start, halt,
+	// resume, roll back, complete.
+	PermChangeOperate Permission = "change:operate"
+	// PermCalendarRead reads the maintenance calendar and manages one's own
+	// read-only calendar feed tokens.
+	PermCalendarRead Permission = "calendar:read"
 )
 
 var rolePerms = map[Role][]Permission{
 	RoleAdmin: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport,
 		PermSiteWrite, PermAuditRead, PermAuditExport, PermUserAdmin, PermMetricsRead, PermAgentAdmin, PermJobWrite,
-		PermRiskRead, PermPolicyRead, PermPolicyWrite, PermExceptionRequest, PermExceptionDecide},
+		PermRiskRead, PermPolicyRead, PermPolicyWrite, PermExceptionRequest, PermExceptionDecide,
+		PermChangeRead, PermChangeWrite, PermChangeApprove, PermChangeOperate, PermCalendarRead},
+	// Approvers approve, and may draft changes and sign them off as the
+	// policy roles they carry (security officer, system owner, laboratory
+	// director); they do not carry changes out.
 	RoleApprover: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead,
-		PermRiskRead, PermPolicyRead, PermExceptionRequest, PermExceptionDecide},
+		PermRiskRead, PermPolicyRead, PermExceptionRequest, PermExceptionDecide,
+		PermChangeRead, PermChangeWrite, PermChangeApprove, PermCalendarRead},
 	RoleOperator: {PermAuthenticated, PermAssetRead, PermAssetWrite, PermAssetImport, PermAssetExport, PermMetricsRead, PermJobWrite,
-		PermRiskRead, PermPolicyRead, PermExceptionRequest},
+		PermRiskRead, PermPolicyRead, PermExceptionRequest,
+		PermChangeRead, PermChangeWrite, PermChangeOperate, PermCalendarRead},
 	RoleAuditor: {PermAuthenticated, PermAssetRead, PermAssetExport, PermAuditRead, PermAuditExport, PermMetricsRead,
-		PermRiskRead, PermPolicyRead},
-	RoleViewer: {PermAuthenticated, PermAssetRead, PermRiskRead, PermPolicyRead},
+		PermRiskRead, PermPolicyRead, PermChangeRead, PermCalendarRead},
+	RoleViewer: {PermAuthenticated, PermAssetRead, PermRiskRead, PermPolicyRead, PermChangeRead, PermCalendarRead},
 }
 
 // Can reports whether role r holds permission p.

@@ -29,6 +29,9 @@ func tokenNameProblem(name string) string {
 	if utf8.RuneCountInString(name) > MaxTokenNameLen {
 		return fmt.Sprintf("must be at most %d characters", MaxTokenNameLen)
 	}
+	if strings.HasPrefix(strings.ToLower(name), feedTokenName) {
+		return fmt.Sprintf("must not start with %q, which marks calendar feed tokens", feedTokenName)
+	}
 	return ""
 }
 
