@@ -44,8 +44,8 @@ func (g *globals) withRisk(ctx context.Context, fn func(*riskDeps) error) error 
 	}
 	defer db.Close()
 	d := &riskDeps{db: db, inv: inventory.NewService(db.Inventory(), nil), findings: pwmatch.NewService(db.Findings(), nil)}
-	d.risk = risk.NewService(db.Risk(), policyService(db), indexIntel{d.findings},
-		risk.Options{Targets: riskTargets{d.inv, d.findings}})
+	d.risk = risk.NewService(db.Risk(), policyService(db), pwmatch.ServiceIntel{Svc: d.findings},
+		risk.Options{Targets: risk.Targets{Findings: d.findings, Inventory: d.inv}})
 	d.risk.OnChange(func(assetID string) {
 		if assetID == "" {
 			d.estate = true

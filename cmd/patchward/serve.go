@@ -110,8 +110,8 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	a.findings = pwmatch.NewService(db.Findings(), nil)
 	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
 	a.policies = policy.NewService(db.Policies(), nil)
-	a.risk = risk.NewService(db.Risk(), a.policies, indexIntel{a.findings},
-		risk.Options{Targets: riskTargets{a.inventory, a.findings}, Log: log})
+	a.risk = risk.NewService(db.Risk(), a.policies, pwmatch.ServiceIntel{Svc: a.findings},
+		risk.Options{Targets: risk.Targets{Findings: a.findings, Inventory: a.inventory}, Log: log})
 	a.rescorer = risk.NewWatcher(a.risk, log)
 	a.changes = change.NewService(db.Changes(), a.policies, db.Risk(), nil)
 	a.findings.OnChange(a.rescorer.Notify)
@@ -129,7 +129,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
 		Changes: a.changes, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
-		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies,
+		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: a.changes,
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
@@ -412,43 +412,6 @@ func (k kickingSyncer) Sync(ctx context.Context, actor audit.Actor, f feeds.Feed
 		k.w.Kick()
 	}
 	return r, err
-}
-
-// indexIntel gives the risk engine what the current advisory index says
-// about a vulnerability; until the first index is built it is not ready.
-type indexIntel struct{ findings *pwmatch.Service }
-
-func (i indexIntel) Intel(id string, aliases []string) (pwmatch.Intel, bool) {
-	ix := i.findings.Index()
-	if ix == nil {
-		return pwmatch.Intel{}, false
-	}
-	return ix.Intel(id, aliases), true
-}
-
-// IntelVersion names the index in use: a new feed version builds a new one.
-func (i indexIntel) IntelVersion() string { return fmt.Sprintf("%p", i.findings.Index()) }
-
-// riskTargets confirms an exception names a finding, asset or group that
-// exists.
-type riskTargets struct {
-	inventory *inventory.Service
-	findings  *pwmatch.Service
-}
-
-func (t riskTargets) CheckTarget(ctx context.Context, scope, id string) error {
-	var err error
-	switch scope {
-	case risk.ScopeFinding:
-		_, err = t.findings.Finding(ctx, id)
-	case risk.ScopeAsset:
-		_, err = t.inventory.Asset(ctx, id)
-	case risk.ScopeGroup:
-		_, err = t.inventory.Group(ctx, id)
-	default:
-		err = errs.E(errs.Invalid, "scope must be finding, asset or group")
-	}
-	return err
 }
 
 // rematch re-evaluates an asset when its agent reports a new inventory.

@@ -114,7 +114,7 @@ func newRiskEnv(t *testing.T, db *store.DB) *riskEnv {
 		"CVE-2024-0002": {CVSS: &advisory.Severity{Type: "CVSS_V3", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:N", Score: 9.1}},
 		"CVE-2024-0003": {CVSS: &advisory.Severity{Type: "CVSS_V3", Vector: "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", Score: 1.8}},
 	}
-	a.Risk = risk.NewService(db.Risk(), a.Policies, intel, risk.Options{Targets: targets{inv, findings}, Now: clock.Now, Log: log})
+	a.Risk = risk.NewService(db.Risk(), a.Policies, intel, risk.Options{Targets: risk.Targets{Findings: findings, Inventory: inv}, Now: clock.Now, Log: log})
 	e := &riskEnv{t: t, db: db, a: a, clock: clock, tokens: map[string]string{}}
 	for name, role := range users {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: name, Role: role, Password: "correct horse battery " + name})

@@ -878,3 +878,21 @@ func (ix *Index) enrich(id string, aliases []string) (kev bool, epss float64) {
 	}
 	return kev, epss
 }
+
+// ServiceIntel is the risk engine's view of a Service's current index:
+// what the feeds say about a vulnerability, not ready until the first index
+// is built.
+type ServiceIntel struct{ Svc *Service }
+
+// Intel looks a vulnerability up in the current index; ok is false before
+// the first index is built.
+func (i ServiceIntel) Intel(id string, aliases []string) (Intel, bool) {
+	ix := i.Svc.Index()
+	if ix == nil {
+		return Intel{}, false
+	}
+	return ix.Intel(id, aliases), true
+}
+
+// IntelVersion names the index in use: every feed change builds a new one.
+func (i ServiceIntel) IntelVersion() string { return fmt.Sprintf("%p", i.Svc.Index()) }

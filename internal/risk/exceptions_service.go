@@ -7,6 +7,8 @@ import (
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
 )
 
 // Requester is who acts on an exception: the audit actor and the Patchward
@@ -185,4 +187,32 @@ func (s *Service) ReviewsDue(ctx context.Context, by time.Time) ([]Exception, er
 		by = s.now()
 	}
 	return s.store.Exceptions(ctx, ExceptionFilter{State: ExceptionApproved, ReviewDueBy: &by})
+}
+
+// Targets confirms an exception names a finding, asset or group that
+// exists, in the findings and the inventory.
+type Targets struct {
+	Findings interface {
+		Finding(ctx context.Context, id string) (match.Finding, error)
+	}
+	Inventory interface {
+		Asset(ctx context.Context, id string) (inventory.Asset, error)
+		Group(ctx context.Context, id string) (inventory.Group, error)
+	}
+}
+
+// CheckTarget returns errs.NotFound when the target does not exist.
+func (t Targets) CheckTarget(ctx context.Context, scope, id string) error {
+	var err error
+	switch scope {
+	case ScopeFinding:
+		_, err = t.Findings.Finding(ctx, id)
+	case ScopeAsset:
+		_, err = t.Inventory.Asset(ctx, id)
+	case ScopeGroup:
+		_, err = t.Inventory.Group(ctx, id)
+	default:
+		err = errs.E(errs.Invalid, "scope must be finding, asset or group")
+	}
+	return err
 }
