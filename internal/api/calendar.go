@@ -87,7 +87,7 @@ type FeedTokenRequest struct {
 type FeedTokenCreated struct {
 	Token    string     `json:"token"`
 	FeedPath string     `json:"feed_path"`
-	Info     auth.Token `json:"info"`
+	Detail   auth.Token `json:"detail"`
 }
 
 // FeedTokenParam is the query parameter that carries a calendar feed token;
@@ -237,7 +237,7 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 				if err != nil {
 					return err
 				}
-				WriteJSON(w, http.StatusCreated, FeedTokenCreated{Token: secret, Info: t,
+				WriteJSON(w, http.StatusCreated, FeedTokenCreated{Token: secret, Detail: t,
 					FeedPath: Prefix + "/calendar.ics?" + FeedTokenParam + "=" + secret})
 				return nil
 			}},
@@ -247,9 +247,13 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 				return reply{w, http.StatusOK}.send(a.Accounts.ListFeedTokens(r.Context(), p.UserID))
 			}},
 		{Method: "DELETE", Path: "/calendar/tokens/{id}", Tag: "calendar", Summary: "Revoke one of your calendar feed tokens (admins: anyone's)",
-			Perm: read, Resp: auth.Token{},
+			Perm: read, Status: http.StatusNoContent,
 			Handle: func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-				return reply{w, http.StatusOK}.send(a.Accounts.RevokeFeedToken(r.Context(), p.Actor(authn.ClientAddr(r)), r.PathValue("id")))
+				if _, err := a.Accounts.RevokeFeedToken(r.Context(), p.Actor(authn.ClientAddr(r)), r.PathValue("id")); err != nil {
+					return err
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return nil
 			}},
 	}
 }
