@@ -23,6 +23,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/demo"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/fleet"
@@ -36,15 +37,16 @@ import (
 )
 
 type serveFlags struct {
-	addr        string
-	demo        bool
-	migrate     bool
-	tlsCert     string
-	tlsKey      string
-	checkpoints time.Duration
-	feedCheck   time.Duration
-	feedsConfig string
-	riskEvery   time.Duration
+	addr         string
+	demo         bool
+	migrate      bool
+	tlsCert      string
+	tlsKey       string
+	checkpoints  time.Duration
+	feedCheck    time.Duration
+	feedsConfig  string
+	riskEvery    time.Duration
+	rolloutEvery time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -73,6 +75,7 @@ approver once.`,
 	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
 	fl.DurationVar(&f.feedCheck, "feed-check-every", time.Minute, "how often to look for feed versions synced elsewhere and re-match")
 	fl.DurationVar(&f.riskEvery, "rescore-every", 15*time.Minute, "how often to re-score every finding and expire exceptions that ran out (changes are re-scored at once)")
+	fl.DurationVar(&f.rolloutEvery, "rollout-every", 30*time.Second, "how often the rollout engine advances active rollouts (a new agent inventory also wakes it)")
 	fl.StringVar(&f.feedsConfig, "feeds", envOr(envFeedsConfig, "feeds.yaml"),
 		"vulnerability feed configuration (env "+envFeedsConfig+"); none configured if the file is absent; see docs/feeds.example.yaml")
 	return cmd
@@ -98,7 +101,9 @@ type app struct {
 	rescorer *risk.Watcher
 	// changes keeps change records, approvals, test runs and evidence.
 	changes *change.Service
-	handler http.Handler
+	// rollouts deploys scheduled changes ring by ring through fleet jobs.
+	rollouts *deploy.Rollouts
+	handler  http.Handler
 }
 
 func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
@@ -124,7 +129,10 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 		c, _, err := a.policies.Current(ctx)
 		return c, err
 	}}
-	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: rematch{a.findings, log}, Windows: windows})
+	kick := &rolloutKick{}
+	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: inventoryListeners{rematch{a.findings, log}, kick}, Windows: windows})
+	a.rollouts = deploy.NewRollouts(db.Rollouts(), a.changes, a.fleet, a.policies, deploy.RolloutOptions{Log: log})
+	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
 		Changes: a.changes, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
@@ -216,6 +224,12 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		_ = a.watcher.Run(bg, f.feedCheck)
 	}()
 	defer func() { stopBG(); <-watchDone }()
+	rolloutDone := make(chan struct{})
+	go func() {
+		defer close(rolloutDone)
+		_ = a.rollouts.Run(bg, f.rolloutEvery)
+	}()
+	defer func() { stopBG(); <-rolloutDone }()
 	rescoreDone := make(chan struct{})
 	go func() {
 		defer close(rescoreDone)
