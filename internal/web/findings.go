@@ -222,6 +222,9 @@ type findingDetailView struct {
 	// RequestExceptionURL opens the exception form for this finding when
 	// the user may request one.
 	RequestExceptionURL string
+	// CreateChangeURL opens the change form with this finding, when the
+	// change pages are wired and the user may write changes.
+	CreateChangeURL string
 }
 
 // priorityView is the Priority section of the finding page: the score and
@@ -390,6 +393,9 @@ func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, p auth.Princip
 	}
 	if ui.cfg.Exceptions != nil && p.Can(auth.PermExceptionRequest) && f.State == match.StateOpen {
 		v.RequestExceptionURL = "/exceptions/new?" + url.Values{"scope": {risk.ScopeFinding}, "target": {f.ID}, "vuln": {f.VulnID}}.Encode()
+	}
+	if ui.cfg.Changes != nil && p.Can(auth.PermChangeWrite) && f.State == match.StateOpen {
+		v.CreateChangeURL = "/changes/new?" + url.Values{"finding": {f.ID}}.Encode()
 	}
 	ui.render(w, r, http.StatusOK, "finding", f.VulnID+" on "+v.AssetName, v)
 	return nil

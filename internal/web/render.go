@@ -80,6 +80,26 @@ func (ui *UI) routes() []route {
 			// right to request, and the handler checks it is theirs.
 			route{"POST /exceptions/{id}/withdraw", auth.PermExceptionRequest, ui.withdrawException})
 	}
+	if ui.cfg.Changes != nil {
+		rs = append(rs,
+			route{"GET /changes", auth.PermChangeRead, ui.listChanges},
+			route{"GET /changes/new", auth.PermChangeWrite, ui.newChange},
+			route{"POST /changes/new", auth.PermChangeWrite, ui.createChange},
+			route{"GET /changes/{id}", auth.PermChangeRead, ui.showChange},
+			// Each move's own permission (write or operate) is checked in
+			// the handler, against the action the form names.
+			route{"POST /changes/{id}/act", auth.PermChangeWrite, ui.actChange},
+			route{"POST /changes/{id}/decide", auth.PermChangeApprove, ui.decideChange},
+			route{"POST /changes/{id}/tests", auth.PermChangeWrite, ui.recordTestRun},
+			route{"POST /changes/{id}/evidence", auth.PermChangeWrite, ui.uploadEvidence},
+			route{"GET /changes/{id}/evidence/{sha256}", auth.PermChangeRead, ui.downloadEvidence},
+			// The service checks the signer holds the policy role's grant.
+			route{"POST /changes/{id}/signoff", auth.PermChangeWrite, ui.signOffChange},
+			route{"POST /changes/{id}/review", auth.PermChangeWrite, ui.reviewChange})
+	}
+	if ui.cfg.Policy != nil {
+		rs = append(rs, route{"GET /calendar", auth.PermCalendarRead, ui.calendarPage})
+	}
 	if ui.cfg.Importer != nil {
 		rs = append(rs,
 			route{"GET /import", auth.PermAssetImport, ui.importPage},
@@ -193,6 +213,8 @@ func (ui *UI) nav(r *http.Request, p auth.Principal) []navItem {
 	add("Advisories", "/advisories", auth.PermAssetRead, ui.cfg.Advisories != nil)
 	add("Feeds", "/feeds", auth.PermAssetRead, ui.cfg.Advisories != nil)
 	add("Exceptions", "/exceptions", auth.PermRiskRead, ui.cfg.Exceptions != nil)
+	add("Changes", "/changes", auth.PermChangeRead, ui.cfg.Changes != nil)
+	add("Calendar", "/calendar", auth.PermCalendarRead, ui.cfg.Policy != nil)
 	add("Policy", "/policy", auth.PermPolicyRead, ui.cfg.Policy != nil)
 	add("Import", "/import", auth.PermAssetImport, ui.cfg.Importer != nil)
 	add("Audit log", "/audit", auth.PermAuditRead, ui.cfg.Audit != nil)
@@ -269,6 +291,7 @@ func funcs(st *staticFiles) template.FuncMap {
 		"slaLabel":     slaLabel,
 		"score":        fmtScore,
 		"decisionForm": decisionForm,
+		"changeURL":    changeURL,
 	}
 }
 
@@ -342,6 +365,11 @@ var labels = map[string]string{
 	"accept": "Accept", "mitigate": "Mitigate", "transfer": "Transfer", "avoid": "Avoid",
 	"segmentation": "Network segmentation", "allowlisting": "Application allowlisting", "monitoring": "Monitoring",
 	"feature_disabled": "Feature disabled", "access_restriction": "Access restriction", "vendor_managed": "Vendor-managed",
+	// Change control.
+	"draft": "Draft", "submitted": "Submitted", "scheduled": "Scheduled", "in_progress": "In progress",
+	"completed": "Completed", "halted": "Halted", "rolled_back": "Rolled back", "cancelled": "Cancelled",
+	"standard": "Standard", "normal": "Normal", "emergency": "Emergency", "pass": "Pass", "fail": "Fail", "skipped": "Skipped",
+	"window": "Maintenance window", "freeze": "Freeze", "asset-window": "Asset window",
 	"other": "Other", "finding": "Finding", "asset": "Asset", "group": "Group", "continue": "Continue", "revoke": "Revoke",
 }
 

@@ -4,15 +4,18 @@
 // estate and per asset, advisory search and detail, feed status), and risk:
 // the prioritised worklist, each finding's score explanation and SLA clock,
 // the policy in force with its editor, and exceptions (risk acceptances)
-// from request to approval and review. It needs no JavaScript and no
-// front-end build step:
-// templates and static files are embedded and parsed once at start-up, and
-// every page is rendered to a buffer before a byte is written, so a template
-// failure becomes a clean error page instead of half a table.
+// from request to approval and review; change control: change records
+// made from findings, their approvals, test runs with evidence, sign-offs
+// and state moves, and the rolling maintenance calendar. It needs no
+// JavaScript and no front-end build step: templates and static files are
+// embedded and parsed once at start-up, and every page is rendered to a
+// buffer before a byte is written, so a template failure becomes a clean
+// error page instead of half a table.
 //
 // The package declares the narrow interfaces it consumes (Accounts,
 // Inventory, Importer, AuditLog, FindingsReader, AdvisoryReader, RiskReader,
-// ExceptionService, PolicyService); main wires the real services in.
+// ExceptionService, PolicyService, ChangeService); main wires the real
+// services in.
 package web
 
 import (
@@ -221,7 +224,15 @@ type Config struct {
 	Exceptions ExceptionService
 	// Policy enables /policy and its editor; the worklist and exception
 	// forms also read tier names, decisions and the time zone from it.
+	// With Policy, /calendar shows its maintenance windows and freezes.
 	Policy PolicyService
+	// Changes enables /changes (change records from draft to completed)
+	// and the "Create change" links on the worklist and finding pages.
+	Changes ChangeService
+	// CalendarFeedURL is where the JSON API serves the iCalendar feed
+	// (a per-user token in its query); empty shows the planned address
+	// with a note that the feed is not offered yet.
+	CalendarFeedURL string
 	// Now is the clock for "due in 3 days" and the exception views;
 	// default time.Now.
 	Now func() time.Time

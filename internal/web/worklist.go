@@ -57,6 +57,8 @@ type worklistView struct {
 	Error                   string
 	// SortedByDue says the list is in due-date order rather than by score.
 	SortedByDue bool
+	// CanChange offers to turn the selected findings into a change.
+	CanChange bool
 }
 
 // worklistRow is one finding in priority order, as the table shows it.
@@ -114,12 +116,13 @@ func worklistQuery(q url.Values) (risk.WorklistFilter, string, error) {
 	return f, limit, nil
 }
 
-func (ui *UI) worklist(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (ui *UI) worklist(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	f, limit, qerr := worklistQuery(q)
 	v := worklistView{Vuln: f.VulnID, AssetID: f.AssetID, Limit: limit, SortedByDue: f.Sort == "due",
-		Filtered: f.SLA != "" || f.Tier != "" || f.SiteID != "" || f.AssetID != "" || f.VulnID != "" || f.Sort != ""}
+		CanChange: ui.cfg.Changes != nil && p.Can(auth.PermChangeWrite),
+		Filtered:  f.SLA != "" || f.Tier != "" || f.SiteID != "" || f.AssetID != "" || f.VulnID != "" || f.Sort != ""}
 	sites, err := ui.cfg.Inventory.Sites(ctx)
 	if err != nil {
 		return err

@@ -84,7 +84,7 @@ func TestWorklistDefault(t *testing.T) {
 		}
 	})
 	nav := doc.Find("nav[aria-label=Main] a").Map(func(_ int, s *goquery.Selection) string { return text(s) })
-	if diff := cmp.Diff([]string{"Worklist", "Assets", "Findings", "Advisories", "Feeds", "Exceptions", "Policy"}, nav); diff != "" {
+	if diff := cmp.Diff([]string{"Worklist", "Assets", "Findings", "Advisories", "Feeds", "Exceptions", "Calendar", "Policy"}, nav); diff != "" {
 		t.Errorf("viewer nav (-want +got):\n%s", diff)
 	}
 	if cur := text(doc.Find(`nav a[aria-current="page"]`)); cur != "Worklist" {

@@ -1,0 +1,1172 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/policy"
+)
+
+// ChangeService is change control as the UI uses it; *change.Service
+// implements it. The service enforces the state machine, the policy's
+// approval rules, separation of duties, the revision check and the guards
+// (tests, sign-offs, reviews), so the pages only offer what applies and show
+// what the service says when it refuses.
+type ChangeService interface {
+	Get(ctx context.Context, id string) (change.Change, error)
+	List(ctx context.Context, f change.Filter) ([]change.Change, error)
+	History(ctx context.Context, id string) ([]change.Transition, error)
+	TestRuns(ctx context.Context, id string) ([]change.TestRun, error)
+	EvidenceList(ctx context.Context, id string) ([]change.Evidence, error)
+	// Approvals returns every approval (expired ones too) and how far the
+	// valid ones meet the policy in force.
+	Approvals(ctx context.Context, id string) ([]change.Approval, change.ApprovalStatus, error)
+	Create(ctx context.Context, u change.User, c change.Change) (change.Change, error)
+	Submit(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Approve(ctx context.Context, u change.User, id string, d change.Decision) (change.Change, change.ApprovalStatus, error)
+	Reject(ctx context.Context, u change.User, id string, d change.Decision) (change.Change, error)
+	Rework(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Schedule(ctx context.Context, u change.User, id string, windows []change.PlannedWindow, st change.Step) (change.Change, error)
+	Start(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Complete(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Halt(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Resume(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	RollBack(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	Cancel(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
+	RecordTestRun(ctx context.Context, u change.User, id string, run change.TestRun) (change.TestRun, error)
+	AddEvidence(ctx context.Context, u change.User, id, name, mediaType string, r io.Reader) (change.Evidence, error)
+	GetEvidence(ctx context.Context, id, sum string) (change.Evidence, io.Reader, error)
+	SignOff(ctx context.Context, u change.User, id, role, note string, revision int) (change.Change, error)
+	RecordReview(ctx context.Context, u change.User, id string, r change.Review, revision int) (change.Change, error)
+}
+
+var _ ChangeService = (*change.Service)(nil)
+
+// changeUser is the principal as the change service knows them.
+func changeUser(r *http.Request, p auth.Principal) change.User {
+	return change.User{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role)}
+}
+
+func changeURL(id string) string { return "/changes/" + url.PathEscape(id) }
+
+// ---- the list ----
+
+type changesView struct {
+	Selects  []formField
+	Rows     []changeRow
+	Filtered bool
+	Error    string
+	CanNew   bool
+}
+
+type changeRow struct {
+	C        change.Change
+	Windows  string
+	Created  when
+	Findings int
+}
+
+func (ui *UI) listChanges(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	f := change.Filter{State: change.State(q.Get("state")), Type: change.Type(q.Get("type")), Asset: strings.TrimSpace(q.Get("asset")), Limit: 200}
+	v := changesView{Filtered: f.State != "" || f.Type != "" || f.Asset != "", CanNew: p.Can(auth.PermChangeWrite)}
+	v.Selects = []formField{
+		{Name: "state", Label: "State", Kind: "select", Options: anyOption("Any state", enumOptions(change.States, string(f.State)))},
+		{Name: "type", Label: "Type", Kind: "select", Options: anyOption("Any type", enumOptions(change.Types, string(f.Type)))},
+	}
+	list, err := ui.cfg.Changes.List(ctx, f)
+	if errs.KindOf(err) == errs.Invalid {
+		v.Error = errs.Public(err)
+		ui.render(w, r, http.StatusBadRequest, "changes", "Changes", v)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return err
+	}
+	now := ui.cfg.Now()
+	for _, c := range list {
+		v.Rows = append(v.Rows, changeRow{C: c, Windows: windowsText(c.PlannedWindows, zones.org), Created: whenAt(c.CreatedAt, zones.org, now),
+			Findings: len(c.Findings)})
+	}
+	ui.render(w, r, http.StatusOK, "changes", "Changes", v)
+	return nil
+}
+
+// windowsText says when a change is planned: policy window names, or
+// explicit spans in their own zone.
+func windowsText(ws []change.PlannedWindow, loc *time.Location) string {
+	var parts []string
+	for _, w := range ws {
+		switch {
+		case w.Window != "":
+			parts = append(parts, w.Window)
+		case w.Start != nil && w.End != nil:
+			l := loc
+			if z, err := time.LoadLocation(w.TimeZone); err == nil && w.TimeZone != "" {
+				l = z
+			}
+			parts = append(parts, w.Start.In(l).Format("Mon 2 Jan 2006 15:04")+" – "+w.End.In(l).Format("15:04 MST"))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ---- the new-change form ----
+
+// patchRows and taskRows are how many blank rows the form adds for
+// another package update or manual task.
+const (
+	blankPatchRows = 1
+	blankTaskRows  = 1
+)
+
+type changeFormView struct {
+	Fields map[string]formField
+	// Findings are the findings the change remediates, checked;
+	// Advisories their vulnerability IDs, carried along.
+	Findings   []findingChoice
+	Advisories []string
+	Assets     []option
+	Groups     []option
+	Patches    []patchRow
+	Tasks      []taskRow
+	Cases      []caseChoice
+	SignOffs   []option
+	// Errors lists every problem, with the field it concerns.
+	Errors []string
+	// Emergency is the form for an emergency change (abbreviated tests).
+	Emergency    bool
+	EmergencyURL string
+	NormalURL    string
+	TimeZone     string
+	GoNoGo       string
+}
+
+type findingChoice struct {
+	ID, Label string
+	Checked   bool
+}
+
+type patchRow struct {
+	N                         int
+	Package, Ecosystem, Value string
+}
+
+type taskRow struct {
+	N                       int
+	Description, Owner, Due string
+}
+
+type caseChoice struct {
+	ID, Name, Criteria string
+	Checked, Required  bool
+}
+
+// newChange shows the form, prefilled from the findings named in the URL
+// (the worklist's selection or a finding page's "Create change").
+func (ui *UI) newChange(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	vals := url.Values{}
+	typ := change.Normal
+	if t := change.Type(q.Get("type")); slices.Contains(change.Types, t) {
+		typ = t
+	}
+	vals.Set("type", string(typ))
+	pol, _, err := ui.policyNow(ctx)
+	if err != nil {
+		return err
+	}
+	var (
+		assets   []string
+		vulns    []string
+		packages []string
+	)
+	seenPatch := map[string]bool{}
+	for _, id := range cleanValues(q["finding"]) {
+		if ui.cfg.Findings == nil {
+			break
+		}
+		f, err := ui.cfg.Findings.Finding(ctx, id)
+		if errs.KindOf(err) == errs.NotFound {
+			continue
+		} else if err != nil {
+			return err
+		}
+		vals.Add("finding", f.ID)
+		if !slices.Contains(assets, f.AssetID) {
+			assets = append(assets, f.AssetID)
+		}
+		if !slices.Contains(vulns, f.VulnID) {
+			vulns = append(vulns, f.VulnID)
+		}
+		key := f.Package + "\x00" + f.Ecosystem + "\x00" + f.FixedVersion
+		if !seenPatch[key] {
+			seenPatch[key] = true
+			vals.Add("pkg", f.Package)
+			vals.Add("eco", f.Ecosystem)
+			vals.Add("version", f.FixedVersion)
+			packages = append(packages, f.Package)
+		}
+	}
+	vals["asset"] = assets
+	vals["advisory"] = vulns
+	switch {
+	case len(packages) == 1 && vals.Get("version") != "":
+		vals.Set("title", fmt.Sprintf("Update %s to %s (%s)", packages[0], vals.Get("version"), strings.Join(vulns, ", ")))
+	case len(vulns) > 0:
+		vals.Set("title", "Remediate "+strings.Join(vulns, ", "))
+	}
+	if len(pol.Windows) > 0 && typ != change.Emergency {
+		vals.Set("window", "")
+	}
+	if typ == change.Emergency {
+		vals.Set("window", pol.Emergency.Window)
+	}
+	vals.Set("prechecks", "Backup or snapshot taken and restore verified")
+	vals.Set("rb_triggers", strings.Join(pol.Rollback.Triggers, "\n"))
+	// The policy's cases that apply to these assets, pre-selected.
+	classes, err := ui.classesOf(ctx, assets)
+	if err != nil {
+		return err
+	}
+	compiled, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	vals["case"] = change.RequiredCases(compiled, typ, classes)
+	if len(vals["case"]) == 0 && typ == change.Standard {
+		vals["case"] = nil
+	}
+	for _, c := range classes {
+		for _, ac := range pol.AssetClasses {
+			if ac.Name == c {
+				for _, r := range ac.Approvers {
+					if !slices.Contains(vals["signoff"], r) {
+						vals.Add("signoff", r)
+					}
+				}
+			}
+		}
+	}
+	v, err := ui.changeForm(ctx, vals, nil)
+	if err != nil {
+		return err
+	}
+	ui.render(w, r, http.StatusOK, "change_form", "New change", v)
+	return nil
+}
+
+func cleanValues(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// compiledPolicy is the policy in force, or the built-in default.
+func (ui *UI) compiledPolicy(ctx context.Context) (*policy.Compiled, error) {
+	if ui.cfg.Policy == nil {
+		return policy.Default(), nil
+	}
+	c, _, err := ui.cfg.Policy.Current(ctx)
+	return c, err
+}
+
+// classesOf names the policy's asset classes of the assets, to pre-select
+// the test cases and sign-offs that apply. It is a convenience for the
+// form: the change service decides what a change needs when it is
+// submitted.
+func (ui *UI) classesOf(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pol, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range ids {
+		a, err := ui.cfg.Inventory.Asset(ctx, id)
+		if errs.KindOf(err) == errs.NotFound {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		cs, err := pol.ClassesOf(assetFacts(a))
+		if err != nil {
+			continue // a broken class expression is the policy page's news, not this form's
+		}
+		for _, c := range cs {
+			if !slices.Contains(out, c.Name) {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out, nil
+}
+
+// assetFacts is what the policy's class expressions see of an asset.
+func assetFacts(a inventory.Asset) policy.AssetFacts {
+	return policy.AssetFacts{ID: a.ID, Name: a.Name, Type: string(a.Type), Site: a.SiteID, NetworkZone: a.NetworkZone,
+		Exposure: string(a.Exposure), Criticality: string(a.Criticality), SafetyImpact: string(a.SafetyImpact),
+		DataClass: string(a.DataClass), PHI: a.HandlesPHI, RegulatedDevice: a.RegulatedDevice, Restriction: string(a.Restriction),
+		OSName: a.OSName, Make: a.Make, Model: a.Model, Tags: a.Tags, Groups: a.Groups}
+}
+
+// changeForm lays out the form from vals (as typed, or prefilled) and the
+// problems found with it.
+func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[string]string) (changeFormView, error) {
+	pol, _, err := ui.policyNow(ctx)
+	if err != nil {
+		return changeFormView{}, err
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return changeFormView{}, err
+	}
+	typ := change.Type(vals.Get("type"))
+	v := changeFormView{Fields: map[string]formField{}, Emergency: typ == change.Emergency, TimeZone: zones.org.String(),
+		GoNoGo: pol.Emergency.GoNoGo.Human()}
+	used := map[string]bool{}
+	field := func(name, key, lbl, kind, hint string, required bool) formField {
+		used[key] = true
+		f := formField{Name: name, Label: lbl, Kind: kind, Value: vals.Get(name), Hint: hint, Error: problems[key], Required: required}
+		v.Fields[name] = f
+		return f
+	}
+	field("title", "title", "Title", "text", "What the change does, e.g. “Update OpenSSL on the lab analyzers”.", true)
+	field("description", "description", "Description", "textarea", "", false)
+	tf := field("type", "type", "Type", "select", "Standard changes are pre-approved routine updates; normal changes go to the approvers; emergency changes take the fast lane for actively exploited vulnerabilities.", true)
+	for _, t := range change.Types {
+		tf.Options = append(tf.Options, option{Value: string(t), Label: label(t), Selected: t == typ})
+	}
+	v.Fields["type"] = tf
+	field("justification", "emergency.justification", "Emergency justification", "textarea",
+		"Emergency changes only: why it cannot wait for the next window (e.g. listed in CISA KEV, exploited against peers).", v.Emergency)
+	wf := field("window", "planned_windows[0]", "Planned window", "select", "A maintenance window from the policy; times are each site's local time.", false)
+	wf.Options = []option{{Value: "", Label: "Decide when scheduling"}}
+	for _, w := range pol.Windows {
+		lbl := w.Name
+		if w.Emergency {
+			lbl += " (emergency)"
+		}
+		wf.Options = append(wf.Options, option{Value: w.Name, Label: lbl, Selected: w.Name == vals.Get("window")})
+	}
+	if v.Emergency && pol.Emergency.Window == policy.WindowImmediate {
+		wf.Options = append(wf.Options, option{Value: policy.WindowImmediate, Label: "Immediately", Selected: vals.Get("window") == policy.WindowImmediate})
+	}
+	v.Fields["window"] = wf
+	field("assets_more", "targets.assets", "More assets", "textarea", "Asset IDs or exact names, one per line.", false)
+	field("notify", "communication.notify", "Who is notified", "textarea", "One per line: lab operations, clinicians, help desk…", false)
+	field("impact", "communication.user_impact", "Expected user impact", "textarea", "E.g. the LIS is unavailable for 20 minutes; analyzers queue results.", false)
+	field("prechecks", "pre_checks", "Pre-checks", "textarea", "One per line: what is verified before deployment.", false)
+	field("rb_triggers", "rollback_plan.triggers", "Rollback triggers", "textarea", "One per line, defined in advance: any of them rolls the change back.", pol.Rollback.RequirePlan)
+	field("rb_steps", "rollback_plan.steps", "Recovery steps", "textarea", "One per line: restore point, snapshot, vendor downgrade…", pol.Rollback.RequirePlan)
+	field("rb_owner", "rollback_plan.owner", "Rollback owner", "text", "", pol.Rollback.RequirePlan)
+	used["rollback_plan"] = true
+
+	v.Advisories = cleanValues(vals["advisory"])
+	names := assetNames{inv: ui.cfg.Inventory}
+	for _, id := range vals["finding"] {
+		fc := findingChoice{ID: id, Label: id, Checked: true}
+		if ui.cfg.Findings != nil {
+			if f, err := ui.cfg.Findings.Finding(ctx, id); err == nil {
+				an, err := names.name(ctx, f.AssetID)
+				if err != nil {
+					return v, err
+				}
+				fc.Label = f.VulnID + " on " + an + " (" + f.Package + " " + f.Version + ")"
+			}
+		}
+		v.Findings = append(v.Findings, fc)
+	}
+	for _, id := range vals["asset"] {
+		n, err := names.name(ctx, id)
+		if err != nil {
+			return v, err
+		}
+		v.Assets = append(v.Assets, option{Value: id, Label: n, Selected: true})
+	}
+	groups, err := ui.cfg.Inventory.Groups(ctx)
+	if err != nil {
+		return v, err
+	}
+	for _, g := range groups {
+		v.Groups = append(v.Groups, option{Value: g.ID, Label: g.Name, Selected: slices.Contains(vals["group"], g.ID)})
+	}
+	used["targets"], used["targets.groups"] = true, true
+	pk, ec, ver := vals["pkg"], vals["eco"], vals["version"]
+	n := max(len(pk), len(ec), len(ver))
+	for i := range n + blankPatchRows {
+		v.Patches = append(v.Patches, patchRow{N: i + 1, Package: at(pk, i), Ecosystem: at(ec, i), Value: at(ver, i)})
+	}
+	td, to, tdue := vals["task"], vals["task_owner"], vals["task_due"]
+	n = max(len(td), len(to), len(tdue))
+	for i := range n + blankTaskRows {
+		v.Tasks = append(v.Tasks, taskRow{N: i + 1, Description: at(td, i), Owner: at(to, i), Due: at(tdue, i)})
+	}
+	used["patches"] = true
+	cases := pol.Testing.Cases
+	if v.Emergency {
+		cases = nil
+		for _, id := range pol.Emergency.Tests {
+			if i := slices.IndexFunc(pol.Testing.Cases, func(c policy.TestCase) bool { return c.ID == id }); i >= 0 {
+				cases = append(cases, pol.Testing.Cases[i])
+			}
+		}
+	}
+	for _, c := range cases {
+		v.Cases = append(v.Cases, caseChoice{ID: c.ID, Name: c.Name, Criteria: c.Criteria, Checked: slices.Contains(vals["case"], c.ID)})
+	}
+	used["test_protocol"] = true
+	for _, r := range pol.Roles {
+		v.SignOffs = append(v.SignOffs, option{Value: r.Name, Label: r.Name, Selected: slices.Contains(vals["signoff"], r.Name)})
+	}
+	keep := url.Values{"finding": vals["finding"]}
+	keep.Set("type", string(change.Emergency))
+	v.EmergencyURL = "/changes/new?" + keep.Encode()
+	keep.Set("type", string(change.Normal))
+	v.NormalURL = "/changes/new?" + keep.Encode()
+	keys := make([]string, 0, len(problems))
+	for k := range problems {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v.Errors = append(v.Errors, fieldLabel(k)+": "+problems[k])
+	}
+	return v, nil
+}
+
+// fieldLabel names a change field as the form calls it.
+func fieldLabel(k string) string {
+	base, rest, _ := strings.Cut(k, "[")
+	names := map[string]string{"title": "Title", "type": "Type", "description": "Description", "emergency.justification": "Emergency justification",
+		"emergency": "Emergency", "planned_windows": "Planned window", "targets": "Targets", "targets.assets": "Assets",
+		"targets.groups": "Groups", "patches": "Patches", "test_protocol": "Test protocol", "pre_checks": "Pre-checks",
+		"rollback_plan": "Rollback plan", "rollback_plan.triggers": "Rollback triggers", "rollback_plan.steps": "Recovery steps",
+		"rollback_plan.owner": "Rollback owner", "sign_offs": "Sign-offs", "communication.notify": "Who is notified",
+		"communication.user_impact": "Expected user impact", "form": "Change", "why": "Why", "note": "Note", "results": "Results",
+		"summary": "Summary", "findings": "Findings", "advisories": "Advisories"}
+	l, ok := names[base]
+	if !ok {
+		l = label(base)
+	}
+	if rest != "" {
+		if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil {
+			return fmt.Sprintf("%s (row %d)", l, i+1)
+		}
+		return l + " [" + rest
+	}
+	return l
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// changeFromForm builds a change from the form; problems are the ones the
+// form itself can see (a date that is not a date, an unknown asset name).
+func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (change.Change, map[string]string, error) {
+	bad := map[string]string{}
+	c := change.Change{Title: vals.Get("title"), Description: vals.Get("description"), Type: change.Type(vals.Get("type")),
+		Findings: cleanValues(vals["finding"]), Advisories: cleanValues(vals["advisory"]),
+		Targets:       change.Targets{Assets: cleanValues(vals["asset"]), Groups: cleanValues(vals["group"])},
+		Communication: change.Communication{Notify: lines(vals.Get("notify")), UserImpact: strings.TrimSpace(vals.Get("impact"))},
+		PreChecks:     lines(vals.Get("prechecks")),
+		RollbackPlan: change.RollbackPlan{Triggers: lines(vals.Get("rb_triggers")), Steps: lines(vals.Get("rb_steps")),
+			Owner: strings.TrimSpace(vals.Get("rb_owner"))}}
+	if c.Type == change.Emergency {
+		c.Emergency = &change.EmergencyInfo{Justification: vals.Get("justification")}
+	}
+	for _, s := range lines(vals.Get("assets_more")) {
+		id, err := ui.resolveAsset(ctx, s)
+		if err != nil {
+			if errs.KindOf(err) != errs.NotFound {
+				return c, nil, err
+			}
+			bad["targets.assets"] = fmt.Sprintf("no asset has the ID or name %q", s)
+			continue
+		}
+		if !slices.Contains(c.Targets.Assets, id) {
+			c.Targets.Assets = append(c.Targets.Assets, id)
+		}
+	}
+	pk, ec, ver := vals["pkg"], vals["eco"], vals["version"]
+	for i := range max(len(pk), len(ec), len(ver)) {
+		p := change.Patch{Package: strings.TrimSpace(at(pk, i)), Ecosystem: strings.TrimSpace(at(ec, i)), TargetVersion: strings.TrimSpace(at(ver, i))}
+		if p.Package == "" && p.TargetVersion == "" {
+			continue
+		}
+		c.Patches = append(c.Patches, p)
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return c, nil, err
+	}
+	td, to, tdue := vals["task"], vals["task_owner"], vals["task_due"]
+	for i := range max(len(td), len(to), len(tdue)) {
+		m := change.ManualTask{Description: strings.TrimSpace(at(td, i)), Owner: strings.TrimSpace(at(to, i))}
+		due := strings.TrimSpace(at(tdue, i))
+		if m.Description == "" && m.Owner == "" && due == "" {
+			continue
+		}
+		if due != "" {
+			t, err := time.ParseInLocation(dateLayout, due, zones.org)
+			if err != nil {
+				bad[fmt.Sprintf("patches[%d]", len(c.Patches))] = "a manual task's due date must be a date (YYYY-MM-DD)"
+			} else {
+				m.Due = &t
+			}
+		}
+		c.Patches = append(c.Patches, change.Patch{Manual: &m})
+	}
+	if w := strings.TrimSpace(vals.Get("window")); w != "" {
+		c.PlannedWindows = []change.PlannedWindow{{Window: w}}
+	}
+	for _, id := range cleanValues(vals["case"]) {
+		c.TestProtocol = append(c.TestProtocol, change.TestStep{CaseID: id})
+	}
+	for _, r := range cleanValues(vals["signoff"]) {
+		c.SignOffs = append(c.SignOffs, change.SignOff{Role: r})
+	}
+	return c, bad, nil
+}
+
+// resolveAsset finds an asset by ID, else by its exact name.
+func (ui *UI) resolveAsset(ctx context.Context, s string) (string, error) {
+	a, err := ui.cfg.Inventory.Asset(ctx, s)
+	if err == nil {
+		return a.ID, nil
+	}
+	if errs.KindOf(err) != errs.NotFound {
+		return "", err
+	}
+	page, err := ui.cfg.Inventory.Assets(ctx, inventory.Filter{Q: s, Limit: 20})
+	if err != nil {
+		return "", err
+	}
+	for _, a := range page.Assets {
+		if strings.EqualFold(a.Name, s) {
+			return a.ID, nil
+		}
+	}
+	return "", errs.E(errs.NotFound, "no asset %q", s)
+}
+
+func (ui *UI) createChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	vals := r.PostForm
+	c, bad, err := ui.changeFromForm(ctx, vals)
+	if err != nil {
+		return err
+	}
+	if len(bad) == 0 {
+		out, err := ui.cfg.Changes.Create(ctx, changeUser(r, p), c)
+		if err == nil {
+			http.Redirect(w, r, changeURL(out.ID)+"?done=create", http.StatusSeeOther)
+			return nil
+		}
+		switch errs.KindOf(err) {
+		case errs.Invalid:
+			for k, msg := range errs.FieldsOf(err) {
+				bad[k] = msg
+			}
+			if len(bad) == 0 {
+				bad["form"] = errs.Public(err)
+			}
+		case errs.Forbidden, errs.Conflict, errs.NotFound:
+			bad["form"] = errs.Public(err)
+		default:
+			return err
+		}
+	}
+	v, err := ui.changeForm(ctx, vals, bad)
+	if err != nil {
+		return err
+	}
+	ui.render(w, r, http.StatusBadRequest, "change_form", "New change", v)
+	return nil
+}
+
+// ---- the change page ----
+
+type changeView struct {
+	C        change.Change
+	Findings []findingChoice
+	Assets   []targetRef
+	Groups   []targetRef
+	Windows  string
+	Created  when
+	Updated  when
+	GoNoGo   when
+	Declared when
+	Timeline []transitionRow
+	// Approval status and the decision form.
+	Approvals   []approvalRow
+	Status      change.ApprovalStatus
+	StillNeeded []string
+	CanDecide   bool
+	AsOptions   []option
+	OwnChange   bool
+	DecideHint  string
+	// Actions are the legal moves the user may make, as forms.
+	Actions []actionForm
+	Runs    []runRow
+	// CanTest offers the test-run and evidence forms.
+	CanTest   bool
+	Evidence  []evidenceRow
+	Protocol  []protocolRow
+	SignOffs  []signOffRow
+	CanReview bool
+	Review    *change.Review
+	ReviewAt  when
+	// Done names what the user just did; Message why the last action
+	// failed, with Problems per field.
+	Done     string
+	Message  string
+	Problems []string
+	Failed   string
+	// FailedWhy/FailedNote give back what the user typed.
+	FailedWhy string
+	Audit     string
+	MaxUpload string
+}
+
+type transitionRow struct {
+	change.Transition
+	At when
+}
+
+type approvalRow struct {
+	change.Approval
+	At      when
+	Expired when
+}
+
+type actionForm struct {
+	ID       string
+	Action   change.Action
+	Button   string
+	To       change.State
+	NeedsWhy bool
+	Danger   bool
+	Revision int
+	Why      string
+}
+
+type runRow struct {
+	change.TestRun
+	At      when
+	Verdict string
+	Stale   bool
+}
+
+type evidenceRow struct {
+	change.Evidence
+	At  when
+	URL string
+}
+
+type protocolRow struct {
+	change.TestStep
+	Required bool
+}
+
+type signOffRow struct {
+	change.SignOff
+	At      when
+	CanSign bool
+}
+
+// actionInfo is how each state move is offered: its button, the
+// permission it needs and whether the service requires a why.
+var actionInfo = map[change.Action]struct {
+	button   string
+	perm     auth.Permission
+	needsWhy bool
+	danger   bool
+}{
+	change.ActSubmit:   {"Submit for approval", auth.PermChangeWrite, false, false},
+	change.ActRework:   {"Return to draft for rework", auth.PermChangeWrite, false, false},
+	change.ActSchedule: {"Schedule", auth.PermChangeOperate, false, false},
+	change.ActStart:    {"Start deployment", auth.PermChangeOperate, false, false},
+	change.ActComplete: {"Complete", auth.PermChangeOperate, false, false},
+	change.ActHalt:     {"Halt", auth.PermChangeOperate, true, true},
+	change.ActResume:   {"Resume", auth.PermChangeOperate, false, false},
+	change.ActRollBack: {"Roll back", auth.PermChangeOperate, true, true},
+	change.ActCancel:   {"Cancel change", auth.PermChangeWrite, true, true},
+}
+
+func (ui *UI) showChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	v, err := ui.changePage(r, p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v.Done = r.URL.Query().Get("done")
+	ui.render(w, r, http.StatusOK, "change", v.C.Title, v)
+	return nil
+}
+
+func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeView, error) {
+	ctx := r.Context()
+	svc := ui.cfg.Changes
+	c, err := svc.Get(ctx, id)
+	if err != nil {
+		return changeView{}, err
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return changeView{}, err
+	}
+	pol, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return changeView{}, err
+	}
+	now := ui.cfg.Now()
+	at := func(t time.Time) when { return whenAt(t, zones.org, now) }
+	v := changeView{C: c, Windows: windowsText(c.PlannedWindows, zones.org), Created: at(c.CreatedAt), Updated: at(c.UpdatedAt),
+		OwnChange: c.RequestedByID == p.UserID, MaxUpload: fmt.Sprintf("%d MiB", change.MaxEvidence>>20)}
+	if c.Emergency != nil {
+		v.GoNoGo, v.Declared = at(c.Emergency.GoNoGoBy), at(c.Emergency.DeclaredAt)
+		if rv := c.Emergency.PostIncidentReview; rv != nil {
+			v.Review, v.ReviewAt = rv, at(rv.At)
+		}
+	}
+	if p.Can(auth.PermAuditRead) && ui.cfg.Audit != nil {
+		v.Audit = "/audit?" + url.Values{"object_type": {"change"}, "object_id": {c.ID}}.Encode()
+	}
+	names := assetNames{inv: ui.cfg.Inventory}
+	for _, fid := range c.Findings {
+		fc := findingChoice{ID: fid, Label: fid}
+		if ui.cfg.Findings != nil {
+			if f, err := ui.cfg.Findings.Finding(ctx, fid); err == nil {
+				an, err := names.name(ctx, f.AssetID)
+				if err != nil {
+					return v, err
+				}
+				fc.Label = f.VulnID + " on " + an
+			}
+		}
+		v.Findings = append(v.Findings, fc)
+	}
+	tg := ui.targets()
+	for _, a := range c.Targets.Assets {
+		ref, err := tg.ref(ctx, "asset", a)
+		if err != nil {
+			return v, err
+		}
+		v.Assets = append(v.Assets, ref)
+	}
+	for _, g := range c.Targets.Groups {
+		ref, err := tg.ref(ctx, "group", g)
+		if err != nil {
+			return v, err
+		}
+		v.Groups = append(v.Groups, ref)
+	}
+	hist, err := svc.History(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	for _, t := range slices.Backward(hist) {
+		v.Timeline = append(v.Timeline, transitionRow{Transition: t, At: at(t.At)})
+	}
+	approvals, status, err := svc.Approvals(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	v.Status = status
+	for _, a := range approvals {
+		row := approvalRow{Approval: a, At: at(a.At)}
+		if a.ExpiredAt != nil {
+			row.Expired = at(*a.ExpiredAt)
+		}
+		v.Approvals = append(v.Approvals, row)
+	}
+	req := status.Requirement
+	if n := req.Quorum - status.QuorumMet; n > 0 {
+		v.StillNeeded = append(v.StillNeeded, fmt.Sprintf("%d more of %s", n, strings.Join(req.Roles, ", ")))
+	}
+	for _, ca := range status.MissingClass {
+		v.StillNeeded = append(v.StillNeeded, fmt.Sprintf("%s (for %s)", ca.Role, ca.Class))
+	}
+	if c.State == change.Submitted && p.Can(auth.PermChangeApprove) {
+		grants := map[string]string{}
+		for _, r := range pol.Policy().Roles {
+			grants[r.Name] = r.Grants
+		}
+		var roles []string
+		for _, ca := range status.MissingClass {
+			roles = append(roles, ca.Role)
+		}
+		roles = append(roles, req.Roles...)
+		for _, ca := range req.ClassApprovers {
+			roles = append(roles, ca.Role)
+		}
+		for _, role := range cleanValues(roles) {
+			if grants[role] == string(p.Role) {
+				v.AsOptions = append(v.AsOptions, option{Value: role, Label: role})
+			}
+		}
+		v.CanDecide = len(v.AsOptions) > 0
+		if !v.CanDecide {
+			v.DecideHint = fmt.Sprintf("Your role (%s) carries none of the policy roles that approve this change.", label(p.Role))
+		}
+	}
+	for _, m := range change.MovesFrom(c.State) {
+		info, ok := actionInfo[m.Action]
+		if !ok || !p.Can(info.perm) {
+			continue
+		}
+		v.Actions = append(v.Actions, actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: info.needsWhy,
+			Danger: info.danger, Revision: c.Revision})
+	}
+	classes := status.Requirement.Classes
+	required := change.RequiredCases(pol, c.Type, classes)
+	for _, s := range c.TestProtocol {
+		v.Protocol = append(v.Protocol, protocolRow{TestStep: s, Required: slices.Contains(required, s.CaseID)})
+	}
+	runs, err := svc.TestRuns(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	for _, run := range slices.Backward(runs) {
+		row := runRow{TestRun: run, At: at(run.At), Verdict: "pass", Stale: run.At.Before(c.EditedAt)}
+		for _, res := range run.Results {
+			if res.Result == change.ResultFail {
+				row.Verdict = "fail"
+				break
+			}
+			if res.Result != change.ResultPass {
+				row.Verdict = "partial"
+			}
+		}
+		v.Runs = append(v.Runs, row)
+	}
+	ev, err := svc.EvidenceList(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	for _, e := range ev {
+		v.Evidence = append(v.Evidence, evidenceRow{Evidence: e, At: at(e.At), URL: changeURL(c.ID) + "/evidence/" + e.SHA256})
+	}
+	v.CanTest = p.Can(auth.PermChangeWrite) && slices.Contains([]change.State{change.Draft, change.Submitted, change.Approved,
+		change.Scheduled, change.InProgress, change.Halted}, c.State) && len(c.TestProtocol) > 0
+	signable := slices.Contains([]change.State{change.Scheduled, change.InProgress, change.Halted}, c.State)
+	for _, so := range c.SignOffs {
+		row := signOffRow{SignOff: so, CanSign: signable && so.At == nil && p.Can(auth.PermChangeWrite)}
+		if so.At != nil {
+			row.At = at(*so.At)
+		}
+		v.SignOffs = append(v.SignOffs, row)
+	}
+	v.CanReview = c.Type == change.Emergency && v.Review == nil && p.Can(auth.PermChangeWrite) &&
+		slices.Contains([]change.State{change.InProgress, change.Halted, change.Completed, change.RolledBack, change.Cancelled}, c.State)
+	return v, nil
+}
+
+// failChange shows the change as it is now with why the action failed:
+// a refused approval, an illegal or guarded move, a stale revision.
+// Errors of other kinds (not found, faults) go to the error page.
+func (ui *UI) failChange(w http.ResponseWriter, r *http.Request, p auth.Principal, id, failed, typed string, err error) error {
+	kind := errs.KindOf(err)
+	if kind != errs.Invalid && kind != errs.Forbidden && kind != errs.Conflict && kind != errs.TooLarge {
+		return err
+	}
+	v, verr := ui.changePage(r, p, id)
+	if verr != nil {
+		return verr
+	}
+	v.Message, v.Failed, v.FailedWhy = errs.Public(err), failed, typed
+	for k, msg := range errs.FieldsOf(err) {
+		v.Problems = append(v.Problems, fieldLabel(k)+": "+msg)
+	}
+	slices.Sort(v.Problems)
+	if len(v.Problems) > 0 {
+		v.Message = "The change was not changed:"
+	}
+	if kind == errs.Conflict {
+		v.Message += " The page now shows the change as it is."
+	}
+	for i := range v.Actions {
+		if string(v.Actions[i].Action) == failed {
+			v.Actions[i].Why = typed
+		}
+	}
+	ui.render(w, r, errs.HTTPStatus(err), "change", v.C.Title, v)
+	return nil
+}
+
+// formRevision reads the revision a form was rendered at.
+func formRevision(vals url.Values) (int, error) {
+	rev, err := strconv.Atoi(vals.Get("revision"))
+	if err != nil || rev < 1 {
+		return 0, errs.E(errs.Invalid, "the form is missing the change's revision; reload the page and try again")
+	}
+	return rev, nil
+}
+
+// actChange makes one state move. The route needs the right to write
+// changes; moves that carry a change out need the right to operate too.
+func (ui *UI) actChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	act := change.Action(r.PostForm.Get("action"))
+	why := strings.TrimSpace(r.PostForm.Get("why"))
+	rev, err := formRevision(r.PostForm)
+	info, ok := actionInfo[act]
+	switch {
+	case err != nil:
+	case !ok:
+		err = errs.E(errs.Invalid, "%q is not an action a change page offers", act)
+	case !p.Can(info.perm):
+		err = errs.E(errs.Forbidden, "your role (%s) may not %s a change", label(p.Role), strings.ReplaceAll(string(act), "_", " "))
+	}
+	if err == nil {
+		u, st, svc := changeUser(r, p), change.Step{Why: why, Revision: rev}, ui.cfg.Changes
+		switch act {
+		case change.ActSubmit:
+			_, err = svc.Submit(ctx, u, id, st)
+		case change.ActRework:
+			_, err = svc.Rework(ctx, u, id, st)
+		case change.ActSchedule:
+			_, err = svc.Schedule(ctx, u, id, nil, st)
+		case change.ActStart:
+			_, err = svc.Start(ctx, u, id, st)
+		case change.ActComplete:
+			_, err = svc.Complete(ctx, u, id, st)
+		case change.ActHalt:
+			_, err = svc.Halt(ctx, u, id, st)
+		case change.ActResume:
+			_, err = svc.Resume(ctx, u, id, st)
+		case change.ActRollBack:
+			_, err = svc.RollBack(ctx, u, id, st)
+		case change.ActCancel:
+			_, err = svc.Cancel(ctx, u, id, st)
+		}
+		if err == nil {
+			http.Redirect(w, r, changeURL(id)+"?done="+url.QueryEscape(string(act)), http.StatusSeeOther)
+			return nil
+		}
+	}
+	return ui.failChange(w, r, p, id, string(act), why, err)
+}
+
+// decideChange records an approver's approval or rejection, signed as the
+// policy role they chose.
+func (ui *UI) decideChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	decision := r.PostForm.Get("decision")
+	d := change.Decision{As: r.PostForm.Get("as"), Note: r.PostForm.Get("note")}
+	var err error
+	d.Revision, err = formRevision(r.PostForm)
+	if err == nil {
+		u := changeUser(r, p)
+		switch decision {
+		case change.Approve:
+			_, _, err = ui.cfg.Changes.Approve(ctx, u, id, d)
+		case change.Reject:
+			_, err = ui.cfg.Changes.Reject(ctx, u, id, d)
+		default:
+			err = errs.E(errs.Invalid, "decision must be approve or reject")
+		}
+		if err == nil {
+			http.Redirect(w, r, changeURL(id)+"?done="+decision, http.StatusSeeOther)
+			return nil
+		}
+	}
+	return ui.failChange(w, r, p, id, "decide", d.Note, err)
+}
+
+// maxRunBytes bounds a test-run form: its evidence files together may be
+// as large as one attachment may be, plus the form's text.
+const maxRunBytes = change.MaxEvidence + maxFormBytes
+
+// recordTestRun records one run of the protocol from a multipart form: per
+// case a result, notes, evidence already attached and a file to attach.
+func (ui *UI) recordTestRun(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	c, err := ui.cfg.Changes.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxRunBytes)
+	if err := r.ParseMultipartForm(8 << 20); err != nil {
+		return ui.failChange(w, r, p, id, "test", "", uploadError(err))
+	}
+	defer func() { _ = r.MultipartForm.RemoveAll() }()
+	u := changeUser(r, p)
+	run := change.TestRun{}
+	for _, s := range c.TestProtocol {
+		res := r.PostForm.Get("result_" + s.CaseID)
+		if res == "" {
+			continue
+		}
+		cr := change.CaseResult{CaseID: s.CaseID, Result: res, Notes: r.PostForm.Get("notes_" + s.CaseID)}
+		for _, sum := range cleanValues(r.PostForm["evidence_"+s.CaseID]) {
+			cr.Evidence = append(cr.Evidence, change.EvidenceRef{SHA256: sum})
+		}
+		for _, fh := range r.MultipartForm.File["file_"+s.CaseID] {
+			if fh.Size == 0 && fh.Filename == "" {
+				continue
+			}
+			e, err := ui.attach(ctx, u, id, fh)
+			if err != nil {
+				return ui.failChange(w, r, p, id, "test", "", err)
+			}
+			cr.Evidence = append(cr.Evidence, change.EvidenceRef{SHA256: e.SHA256, Name: e.Name})
+		}
+		run.Results = append(run.Results, cr)
+	}
+	if _, err := ui.cfg.Changes.RecordTestRun(ctx, u, id, run); err != nil {
+		return ui.failChange(w, r, p, id, "test", "", err)
+	}
+	http.Redirect(w, r, changeURL(id)+"?done=test#test-runs", http.StatusSeeOther)
+	return nil
+}
+
+// uploadError turns a multipart parse failure into what the user did
+// wrong: too large, or not a form upload.
+func uploadError(err error) error {
+	if mbe, ok := err.(*http.MaxBytesError); ok {
+		return errs.E(errs.TooLarge, "the upload is larger than %d MiB", mbe.Limit>>20)
+	}
+	return errs.Wrap(errs.Invalid, err, "the upload could not be read; attach files with the form")
+}
+
+func (ui *UI) attach(ctx context.Context, u change.User, id string, fh *multipart.FileHeader) (change.Evidence, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return change.Evidence{}, fmt.Errorf("open uploaded evidence: %w", err)
+	}
+	defer f.Close()
+	return ui.cfg.Changes.AddEvidence(ctx, u, id, fh.Filename, fh.Header.Get("Content-Type"), f)
+}
+
+// uploadEvidence attaches one file to the change.
+func (ui *UI) uploadEvidence(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if _, err := ui.cfg.Changes.Get(ctx, id); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxRunBytes)
+	if err := r.ParseMultipartForm(8 << 20); err != nil {
+		return ui.failChange(w, r, p, id, "evidence", "", uploadError(err))
+	}
+	defer func() { _ = r.MultipartForm.RemoveAll() }()
+	fhs := r.MultipartForm.File["file"]
+	if len(fhs) == 0 {
+		return ui.failChange(w, r, p, id, "evidence", "", errs.E(errs.Invalid, "choose a file to attach"))
+	}
+	for _, fh := range fhs {
+		if _, err := ui.attach(ctx, changeUser(r, p), id, fh); err != nil {
+			return ui.failChange(w, r, p, id, "evidence", "", err)
+		}
+	}
+	http.Redirect(w, r, changeURL(id)+"?done=evidence#evidence", http.StatusSeeOther)
+	return nil
+}
+
+// downloadEvidence hands out an attachment after the service checked it
+// against its hash. It is always a download, never rendered inline: an
+// uploaded HTML file must not run as a page of this site.
+func (ui *UI) downloadEvidence(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	e, rd, err := ui.cfg.Changes.GetEvidence(r.Context(), r.PathValue("id"), r.PathValue("sha256"))
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(e.Name))
+	h.Set("Content-Length", strconv.FormatInt(e.Size, 10))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Digest", "sha-256="+e.SHA256)
+	_, err = io.Copy(w, rd)
+	if err != nil {
+		ui.log.WarnContext(r.Context(), "web: evidence download interrupted", "change", e.ChangeID, "sha256", e.SHA256, "err", err)
+	}
+	return nil
+}
+
+// signOffChange gives one of the change's requested sign-offs.
+func (ui *UI) signOffChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id := r.PathValue("id")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	note := r.PostForm.Get("note")
+	rev, err := formRevision(r.PostForm)
+	if err == nil {
+		_, err = ui.cfg.Changes.SignOff(r.Context(), changeUser(r, p), id, r.PostForm.Get("role"), note, rev)
+		if err == nil {
+			http.Redirect(w, r, changeURL(id)+"?done=signoff", http.StatusSeeOther)
+			return nil
+		}
+	}
+	return ui.failChange(w, r, p, id, "signoff", note, err)
+}
+
+// reviewChange records an emergency change's post-incident review.
+func (ui *UI) reviewChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id := r.PathValue("id")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	summary := r.PostForm.Get("summary")
+	rev, err := formRevision(r.PostForm)
+	if err == nil {
+		_, err = ui.cfg.Changes.RecordReview(r.Context(), changeUser(r, p), id,
+			change.Review{Summary: summary, Lessons: lines(r.PostForm.Get("lessons"))}, rev)
+		if err == nil {
+			http.Redirect(w, r, changeURL(id)+"?done=review", http.StatusSeeOther)
+			return nil
+		}
+	}
+	return ui.failChange(w, r, p, id, "review", summary, err)
+}

@@ -1,0 +1,561 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/inventory"
+	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
+	"github.com/patchward/patchward/internal/store"
+	"github.com/patchward/patchward/internal/store/storetest"
+)
+
+// changeEnv is the UI on the real change service, the real inventory and
+// the real policy service (the built-in default policy) on a real SQLite
+// database; findings on its assets come from a fake.
+type changeEnv struct {
+	*env
+	changes *change.Service
+	inv     *inventory.Service
+	// ids are the seeded assets' IDs by name.
+	ids map[string]string
+}
+
+func newChangeEnv(t *testing.T) *changeEnv {
+	t.Helper()
+	ctx := context.Background()
+	db := storetest.Open(t, store.SQLite, store.Options{})
+	inv := inventory.NewService(db.Inventory(), nil)
+	actor := audit.Actor{Kind: audit.ActorSystem, Name: "web-test"}
+	lab, err := inv.CreateSite(ctx, actor, inventory.Site{Name: "Riverside Laboratory", TimeZone: "America/Denver"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clinic, err := inv.CreateSite(ctx, actor, inventory.Site{Name: "Riverside Clinic", TimeZone: "America/Chicago"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, a := range []inventory.Asset{
+		{Name: "Chemistry analyzer", Type: inventory.TypeAnalyzer, Serial: "CH-1", SiteID: lab.ID, BusinessOwner: "Lab director"},
+		{Name: "Front desk PC", Type: inventory.TypeEndpoint, Serial: "FD-1", SiteID: clinic.ID, MaintenanceWindow: "sun-0200-0500"},
+		{Name: "Old kiosk", Type: inventory.TypeEndpoint, Serial: "K-1", SiteID: clinic.ID, MaintenanceWindow: "whenever"},
+	} {
+		out, err := inv.CreateAsset(ctx, actor, a)
+		if err != nil {
+			t.Fatalf("seed %s: %v", a.Name, err)
+		}
+		ids[a.Name] = out.ID
+	}
+	policies := policy.NewService(db.Policies(), nil)
+	svc := change.NewService(db.Changes(), policies, db.Risk(), func() time.Time { return riskNow })
+	day := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	ff := &fakeFindings{findings: []match.Finding{
+		{ID: "f-ssl-chem", AssetID: ids["Chemistry analyzer"], Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.11-1",
+			VulnID: "CVE-2024-0727", FixedVersion: "3.0.13-1", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
+		{ID: "f-ssl-pc", AssetID: ids["Front desk PC"], Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.11-1",
+			VulnID: "CVE-2024-0727", FixedVersion: "3.0.13-1", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
+		{ID: "f-curl-pc", AssetID: ids["Front desk PC"], Ecosystem: "Debian:12", Package: "curl", Version: "7.88.1-10",
+			VulnID: "CVE-2023-38545", FixedVersion: "7.88.1-10+deb12u4", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
+	}}
+	e := &env{t: t, accounts: newFakeAccounts(), logs: &bytes.Buffer{}, findings: ff, risk: newFakeRisk()}
+	ui, err := New(Config{Accounts: e.accounts, Inventory: inv, Findings: ff, Risk: e.risk, Policy: policies, Changes: svc,
+		Now: func() time.Time { return riskNow }, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = authn.Middleware(e.accounts, func(w http.ResponseWriter, r *http.Request, err error) {
+		http.Error(w, errs.Public(err), errs.HTTPStatus(err))
+	})(ui.Handler())
+	return &changeEnv{env: e, changes: svc, inv: inv, ids: ids}
+}
+
+// user is the change-service user a fake session's role signs in as.
+func user(r auth.Role) change.User {
+	p := principal(r)
+	return change.User{Actor: p.Actor(""), Role: string(r)}
+}
+
+// newForm opens the new-change form for findings and returns it filled
+// in where the prefill leaves gaps (recovery steps and their owner).
+func (e *changeEnv) newForm(role auth.Role, query string) (url.Values, *goquery.Document) {
+	e.t.Helper()
+	w := e.get("/changes/new?"+query, role)
+	wantStatus(e.t, w, http.StatusOK)
+	doc := parse(e.t, w)
+	vals := formValues(doc.Find("#change-form"))
+	vals.Set("rb_steps", "Restore the pre-change snapshot\nConfirm the service starts")
+	vals.Set("rb_owner", "Clinic IT on call")
+	return vals, doc
+}
+
+// create posts vals and returns the new change's ID.
+func (e *changeEnv) create(role auth.Role, vals url.Values) string {
+	e.t.Helper()
+	w := e.post("/changes/new", role, vals)
+	wantStatus(e.t, w, http.StatusSeeOther)
+	loc := w.Header().Get("Location")
+	id, ok := strings.CutPrefix(strings.TrimSuffix(loc, "?done=create"), "/changes/")
+	if !ok {
+		e.t.Fatalf("created change redirects to %q", loc)
+	}
+	return id
+}
+
+// page opens a change page.
+func (e *changeEnv) page(id string, role auth.Role) *goquery.Document {
+	e.t.Helper()
+	w := e.get("/changes/"+id, role)
+	wantStatus(e.t, w, http.StatusOK)
+	return parse(e.t, w)
+}
+
+// act posts the form for action from the change page as role.
+func (e *changeEnv) act(id string, role auth.Role, action, why string) *goquery.Document {
+	e.t.Helper()
+	doc := e.page(id, role)
+	form := doc.Find("#act-" + action)
+	if form.Length() != 1 {
+		e.t.Fatalf("no %s form on the change page for %s", action, role)
+	}
+	vals := formValues(form)
+	vals.Set("why", why)
+	w := e.post("/changes/"+id+"/act", role, vals)
+	wantStatus(e.t, w, http.StatusSeeOther)
+	return e.page(id, role)
+}
+
+func (e *changeEnv) decide(id string, role auth.Role, decision, as, note string) *http.Response {
+	e.t.Helper()
+	doc := e.page(id, role)
+	vals := formValues(doc.Find("#decide-form"))
+	vals.Set("decision", decision)
+	vals.Set("as", as)
+	vals.Set("note", note)
+	return e.post("/changes/"+id+"/decide", role, vals).Result()
+}
+
+func TestChangeFormPrefilledFromFindings(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, doc := e.newForm(auth.RoleOperator, "finding=f-ssl-chem&finding=f-ssl-pc&finding=nope")
+	if got := vals.Get("title"); got != "Update openssl to 3.0.13-1 (CVE-2024-0727)" {
+		t.Errorf("title = %q", got)
+	}
+	if diff := cmp.Diff([]string{"f-ssl-chem", "f-ssl-pc"}, vals["finding"]); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{e.ids["Chemistry analyzer"], e.ids["Front desk PC"]}, vals["asset"]); diff != "" {
+		t.Errorf("assets (-want +got):\n%s", diff)
+	}
+	// One patch row per distinct package and fixed version, plus a blank.
+	if diff := cmp.Diff([]string{"openssl", ""}, vals["pkg"]); diff != "" {
+		t.Errorf("packages (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"3.0.13-1", ""}, vals["version"]); diff != "" {
+		t.Errorf("versions (-want +got):\n%s", diff)
+	}
+	// The analyzer brings the laboratory cases and the director's sign-off.
+	wantCases := []string{"backup-verified", "order-entry", "result-routing", "instrument-communication", "qc-run",
+		"result-verification", "interface-messaging", "boot-time", "edr-compatibility", "connectivity"}
+	if diff := cmp.Diff(wantCases, vals["case"]); diff != "" {
+		t.Errorf("pre-selected cases (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"laboratory-director"}, vals["signoff"]); diff != "" {
+		t.Errorf("sign-offs (-want +got):\n%s", diff)
+	}
+	if got := vals.Get("rb_triggers"); !strings.Contains(got, "Abnormal QC results after the patch") {
+		t.Errorf("rollback triggers not prefilled from the policy: %q", got)
+	}
+	if got := text(doc.Find(`label[for="f-finding-0"]`)); got != "CVE-2024-0727 on Chemistry analyzer (openssl 3.0.11-1)" {
+		t.Errorf("finding label = %q", got)
+	}
+	doc.Find("#change-form label").Each(func(_ int, l *goquery.Selection) {
+		if f := l.AttrOr("for", ""); f != "" && doc.Find("#"+f).Length() != 1 {
+			t.Errorf("label for %q points at nothing", f)
+		}
+	})
+
+	// Saved as a draft, it carries it all.
+	vals.Set("window", "monthly-baseline")
+	vals.Set("notify", "Lab operations\nHelp desk")
+	vals.Set("task", "Vendor re-validates the analyzer")
+	vals.Set("task_owner", "Roche field engineer")
+	vals.Set("task_due", "2026-04-15")
+	id := e.create(auth.RoleOperator, vals)
+	c, err := e.changes.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != change.Draft || c.Type != change.Normal || c.RequestedBy != "operator" {
+		t.Errorf("created %s %s by %s", c.State, c.Type, c.RequestedBy)
+	}
+	if diff := cmp.Diff([]string{"CVE-2024-0727"}, c.Advisories); diff != "" {
+		t.Errorf("advisories (-want +got):\n%s", diff)
+	}
+	if len(c.Patches) != 2 || c.Patches[1].Manual == nil || c.Patches[1].Manual.Due == nil ||
+		!c.Patches[1].Manual.Due.Equal(time.Date(2026, 4, 15, 5, 0, 0, 0, time.UTC)) {
+		t.Errorf("patches = %+v", c.Patches)
+	}
+	doc = e.page(id, auth.RoleViewer)
+	if doc.Find("#planned").Text() != "monthly-baseline" {
+		t.Errorf("planned = %q", doc.Find("#planned").Text())
+	}
+	if got := text(doc.Find("#target-assets")); got != "Chemistry analyzer, Front desk PC" {
+		t.Errorf("targets = %q", got)
+	}
+	if n := doc.Find("#protocol tbody tr").Length(); n != len(wantCases) {
+		t.Errorf("protocol rows = %d", n)
+	}
+	if got := text(doc.Find(`#signoff-table tr[data-role="laboratory-director"] td`).Eq(1)); got != "not yet" {
+		t.Errorf("sign-off = %q", got)
+	}
+	// The viewer reads but is offered nothing to do.
+	for _, sel := range []string{"#actions", "#decide-form", "#test-form", "#evidence-form"} {
+		if doc.Find(sel).Length() != 0 {
+			t.Errorf("viewer is offered %s", sel)
+		}
+	}
+	// The list shows it.
+	doc = parse(t, e.get("/changes?state=draft", auth.RoleViewer))
+	row := doc.Find(`#change-table tr[data-change-id="` + id + `"]`)
+	if got := text(row.Find("td.window")); got != "monthly-baseline" {
+		t.Errorf("list window = %q", got)
+	}
+	if got := text(row.Find("td.requester")); got != "operator" {
+		t.Errorf("list requester = %q", got)
+	}
+	if n := parse(t, e.get("/changes?type=emergency", auth.RoleViewer)).Find("#change-table tbody tr").Length(); n != 0 {
+		t.Errorf("emergency filter lists %d", n)
+	}
+	w := e.get("/changes?state=pending", auth.RoleViewer)
+	wantStatus(t, w, http.StatusBadRequest)
+	if parse(t, w).Find("#change-filters").Length() != 1 {
+		t.Error("bad filter: no form to fix it")
+	}
+}
+
+func TestChangeFormValidation(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, _ := e.newForm(auth.RoleOperator, "finding=f-ssl-pc")
+	vals.Set("title", "")
+	vals.Set("task_due", "next week")
+	vals.Set("task", "Re-flash")
+	vals.Set("assets_more", "No such box")
+	w := e.post("/changes/new", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusBadRequest)
+	doc := parse(t, w)
+	errsText := text(doc.Find("#form-errors"))
+	for _, want := range []string{"Assets: no asset has the ID or name \"No such box\"", "a manual task's due date must be a date"} {
+		if !strings.Contains(errsText, want) {
+			t.Errorf("errors %q lack %q", errsText, want)
+		}
+	}
+	// Fixed, the service's own validation speaks.
+	vals.Set("assets_more", "Front desk PC")
+	vals.Set("task_due", "2026-04-01")
+	vals.Set("task_owner", "")
+	w = e.post("/changes/new", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusBadRequest)
+	doc = parse(t, w)
+	if got := text(doc.Find(`[data-field="title"] .error`)); got != "required" {
+		t.Errorf("title error = %q", got)
+	}
+	if got := text(doc.Find("#form-errors")); !strings.Contains(got, "Patches (row 2): a manual task needs a description and an owner") {
+		t.Errorf("errors = %q", got)
+	}
+	// What was typed comes back.
+	back := formValues(doc.Find("#change-form"))
+	if back.Get("task") != "Re-flash" || back.Get("assets_more") != "Front desk PC" || back.Get("rb_owner") != "Clinic IT on call" {
+		t.Errorf("form not given back: %v", back)
+	}
+	// An emergency without a justification; the emergency form shows the
+	// abbreviated test set.
+	vals, doc = e.newForm(auth.RoleAdmin, "type=emergency&finding=f-ssl-chem")
+	if got := doc.Find(`#protocol-set input[name="case"]`).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("value", "") }); !cmp.Equal(got,
+		[]string{"backup-verified", "instrument-communication", "qc-run", "order-entry", "result-routing"}) {
+		t.Errorf("emergency cases = %v", got)
+	}
+	if vals.Get("window") != "emergency" {
+		t.Errorf("emergency window = %q", vals.Get("window"))
+	}
+	w = e.post("/changes/new", auth.RoleAdmin, vals)
+	wantStatus(t, w, http.StatusBadRequest)
+	if got := text(parse(t, w).Find(`[data-field="justification"] .error`)); got != "an emergency change must say why it cannot wait" {
+		t.Errorf("justification error = %q", got)
+	}
+	// An operator may not declare one (policy emergency.authority).
+	vals.Set("justification", "KEV-listed, exploited against peers")
+	w = e.post("/changes/new", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusBadRequest)
+	if got := text(parse(t, w).Find("#form-errors")); !strings.Contains(got, "only it-manager or security-officer may declare an emergency change") {
+		t.Errorf("authority error = %q", got)
+	}
+}
+
+func TestChangePagesForbidden(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, _ := e.newForm(auth.RoleOperator, "finding=f-ssl-pc")
+	id := e.create(auth.RoleOperator, vals)
+	for _, c := range []struct {
+		method, target string
+		role           auth.Role
+	}{
+		{"GET", "/changes/new", auth.RoleViewer},
+		{"POST", "/changes/new", auth.RoleAuditor},
+		{"POST", "/changes/" + id + "/act", auth.RoleViewer},
+		{"POST", "/changes/" + id + "/decide", auth.RoleOperator},
+		{"POST", "/changes/" + id + "/tests", auth.RoleViewer},
+		{"POST", "/changes/" + id + "/evidence", auth.RoleAuditor},
+	} {
+		w := e.do(c.method, c.target, c.role, strings.NewReader(""), "application/x-www-form-urlencoded")
+		if w.Code != http.StatusForbidden {
+			t.Errorf("%s %s as %s = %d; want 403", c.method, c.target, c.role, w.Code)
+		}
+	}
+	// An approver may write but not operate: no schedule button, and a
+	// forged one is refused.
+	w := e.post("/changes/"+id+"/act", auth.RoleApprover, url.Values{"action": {"schedule"}, "revision": {"1"}})
+	wantStatus(t, w, http.StatusForbidden)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "may not schedule a change") {
+		t.Errorf("forged action message = %q", got)
+	}
+	// Nobody signed in is sent to sign in.
+	w = e.get("/changes/"+id, "")
+	wantStatus(t, w, http.StatusSeeOther)
+	// Nav: changes and calendar for a viewer.
+	nav := parse(t, e.get("/changes", auth.RoleViewer)).Find("nav a").Map(func(_ int, s *goquery.Selection) string { return text(s) })
+	for _, want := range []string{"Changes", "Calendar"} {
+		if !strings.Contains(strings.Join(nav, "|"), want) {
+			t.Errorf("nav %v lacks %s", nav, want)
+		}
+	}
+}
+
+// TestChangeLifecycle walks a normal change from draft to halted through
+// the pages: submit, a refused self-approval, approvals by two approvers,
+// an illegal move, a stale form, a test run with evidence, scheduling,
+// starting, and a halt that must say why.
+func TestChangeLifecycle(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, _ := e.newForm(auth.RoleAdmin, "finding=f-ssl-pc&finding=f-curl-pc")
+	vals.Set("window", "servers-weekly")
+	id := e.create(auth.RoleAdmin, vals)
+	doc := e.page(id, auth.RoleAdmin)
+	acts := doc.Find("#actions form").Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("id", "") })
+	if diff := cmp.Diff([]string{"act-submit", "act-cancel"}, acts); diff != "" {
+		t.Errorf("draft actions (-want +got):\n%s", diff)
+	}
+	staleRev := formValues(doc.Find("#act-cancel")).Get("revision")
+
+	doc = e.act(id, auth.RoleAdmin, "submit", "")
+	if got := text(doc.Find(".tags .chg")); got != "Submitted" {
+		t.Errorf("state = %q", got)
+	}
+	if got := text(doc.Find("#approval-status")); got != "Still needed: 2 more of it-manager, security-officer, system-owner" {
+		t.Errorf("approval status = %q", got)
+	}
+	// The requester is warned, and refused on screen.
+	if doc.Find("#own-change").Length() != 1 {
+		t.Error("no separation-of-duties hint for the requester")
+	}
+	resp := e.decide(id, auth.RoleAdmin, "approve", "", "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("self-approval = %d", resp.StatusCode)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "you requested this change, so you cannot approve it") {
+		t.Errorf("self-approval message missing:\n%.1500s", body)
+	}
+	// A stale form: the cancel form from before the submission.
+	w := e.post("/changes/"+id+"/act", auth.RoleAdmin, url.Values{"action": {"cancel"}, "revision": {staleRev}, "why": {"no longer needed"}})
+	wantStatus(t, w, http.StatusConflict)
+	sdoc := parse(t, w)
+	if got := text(sdoc.Find("#change-error")); !strings.Contains(got, "changed since you loaded it") || !strings.Contains(got, "The page now shows the change as it is.") {
+		t.Errorf("stale message = %q", got)
+	}
+	if got := sdoc.Find("#why-cancel").Text(); got != "no longer needed" {
+		t.Errorf("typed why not given back: %q", got)
+	}
+	// An illegal move: starting a submitted change.
+	cur, _ := e.changes.Get(context.Background(), id)
+	w = e.post("/changes/"+id+"/act", auth.RoleAdmin, url.Values{"action": {"start"}, "revision": {strconv.Itoa(cur.Revision)}})
+	wantStatus(t, w, http.StatusConflict)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "cannot start a change that is submitted") {
+		t.Errorf("illegal move message = %q", got)
+	}
+	// Rejecting needs a note.
+	resp = e.decide(id, auth.RoleApprover, "reject", "security-officer", "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("reject without note = %d", resp.StatusCode)
+	}
+	// The approver signs as security officer: the select offers only the
+	// roles their Patchward role carries.
+	doc = e.page(id, auth.RoleApprover)
+	opts := doc.Find("#decide-as option").Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("value", "") })
+	if diff := cmp.Diff([]string{"", "security-officer", "system-owner"}, opts); diff != "" {
+		t.Errorf("sign-as options (-want +got):\n%s", diff)
+	}
+	if resp := e.decide(id, auth.RoleApprover, "approve", "security-officer", "Reviewed the rollback plan"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approve = %d", resp.StatusCode)
+	}
+	doc = e.page(id, auth.RoleApprover)
+	if got := text(doc.Find("#approval-status")); got != "Still needed: 1 more of it-manager, security-officer, system-owner" {
+		t.Errorf("after one approval: %q", got)
+	}
+	if got := text(doc.Find(`#approval-table tr[data-by="approver"] td`).Eq(1)); got != "security-officer Approver" {
+		t.Errorf("approval row = %q", got)
+	}
+	// A test run while submitted, with an uploaded evidence file.
+	evidence := []byte("backup job 4711 restored to the test VM at 14:02; boot 41s (baseline 39s)\n")
+	results := map[string][3]string{}
+	for _, c := range []string{"backup-verified", "boot-time", "edr-compatibility", "connectivity"} {
+		results[c] = [3]string{"pass", "", ""}
+	}
+	results["backup-verified"] = [3]string{"pass", "snapshot restore checked", "backup.txt"}
+	w = e.testRun(id, auth.RoleOperator, results, map[string][]byte{"backup.txt": evidence})
+	wantStatus(t, w, http.StatusSeeOther)
+	doc = e.page(id, auth.RoleViewer)
+	run := doc.Find("#test-runs .run")
+	if run.Length() != 1 || run.AttrOr("data-verdict", "") != "pass" {
+		t.Errorf("runs = %d, verdict %q", run.Length(), run.AttrOr("data-verdict", ""))
+	}
+	sum := sha256.Sum256(evidence)
+	hexSum := hex.EncodeToString(sum[:])
+	if got := text(doc.Find(`#evidence-table tr[data-sha256="` + hexSum + `"] td.sha`)); got != hexSum {
+		t.Errorf("evidence sha shown = %q; want %s", got, hexSum)
+	}
+	link := doc.Find(`#test-runs tr[data-case="backup-verified"] a`).AttrOr("href", "")
+	dl := e.get(link, auth.RoleAuditor)
+	wantStatus(t, dl, http.StatusOK)
+	if dl.Body.String() != string(evidence) || !strings.HasPrefix(dl.Header().Get("Content-Disposition"), "attachment") ||
+		dl.Header().Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("download: %q %v", dl.Body.String(), dl.Header())
+	}
+	// A failed case without notes is refused, on the page.
+	w = e.testRun(id, auth.RoleOperator, map[string][3]string{"boot-time": {"fail", "", ""}}, nil)
+	wantStatus(t, w, http.StatusBadRequest)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "a fail result needs notes") {
+		t.Errorf("failed-case message = %q", got)
+	}
+
+	// The admin cannot approve (requester); the operator cannot either
+	// (no permission). The second approval comes from a second approver.
+	second := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-approver-2", Name: "approver2"}, Role: "approver"}
+	cur, _ = e.changes.Get(context.Background(), id)
+	if _, _, err := e.changes.Approve(context.Background(), second, id, change.Decision{As: "system-owner", Revision: cur.Revision}); err != nil {
+		t.Fatal(err)
+	}
+	doc = e.page(id, auth.RoleOperator)
+	if got := text(doc.Find(".tags .chg")); got != "Approved" {
+		t.Errorf("state = %q", got)
+	}
+	if got := text(doc.Find("#approval-status")); got != "Requirement met" {
+		t.Errorf("approval status = %q", got)
+	}
+	if doc.Find(`#timeline-table tr[data-to="approved"]`).Length() != 1 {
+		t.Error("timeline lacks the approval")
+	}
+	e.act(id, auth.RoleOperator, "schedule", "")
+	doc = e.act(id, auth.RoleOperator, "start", "pilot ring first")
+	if got := text(doc.Find(".tags .chg")); got != "In progress" {
+		t.Errorf("state after start = %q", got)
+	}
+	acts = doc.Find("#actions form").Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("id", "") })
+	if diff := cmp.Diff([]string{"act-complete", "act-halt", "act-roll_back"}, acts); diff != "" {
+		t.Errorf("in-progress actions (-want +got):\n%s", diff)
+	}
+	// Halting must say why.
+	vals = formValues(doc.Find("#act-halt"))
+	w = e.post("/changes/"+id+"/act", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusBadRequest)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "Why: required: say why the change is halted") {
+		t.Errorf("halt without why = %q", got)
+	}
+	doc = e.act(id, auth.RoleOperator, "halt", "Abnormal QC on the pilot analyzer")
+	if got := text(doc.Find(`#timeline-table tr[data-action="halt"] td`).Last()); got != "Abnormal QC on the pilot analyzer" {
+		t.Errorf("timeline why = %q", got)
+	}
+}
+
+// testRun posts the test-run form: results maps a case to result, notes
+// and the name of a file from files to attach.
+func (e *changeEnv) testRun(id string, role auth.Role, results map[string][3]string, files map[string][]byte) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for c, r := range results {
+		_ = mw.WriteField("result_"+c, r[0])
+		_ = mw.WriteField("notes_"+c, r[1])
+		if r[2] != "" {
+			fw, err := mw.CreateFormFile("file_"+c, r[2])
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			_, _ = fw.Write(files[r[2]])
+		}
+	}
+	_ = mw.Close()
+	return e.do(http.MethodPost, "/changes/"+id+"/tests", role, &buf, mw.FormDataContentType())
+}
+
+func TestChangeEvidenceTooLarge(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, _ := e.newForm(auth.RoleOperator, "finding=f-ssl-pc")
+	id := e.create(auth.RoleOperator, vals)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", "huge.log")
+	_, _ = fw.Write(bytes.Repeat([]byte("x"), change.MaxEvidence+maxFormBytes+1))
+	_ = mw.Close()
+	w := e.do(http.MethodPost, "/changes/"+id+"/evidence", auth.RoleOperator, &buf, mw.FormDataContentType())
+	wantStatus(t, w, http.StatusRequestEntityTooLarge)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "larger than") {
+		t.Errorf("too-large message = %q", got)
+	}
+	if ev, _ := e.changes.EvidenceList(context.Background(), id); len(ev) != 0 {
+		t.Errorf("evidence stored: %v", ev)
+	}
+}
+
+func TestWorklistAndFindingOfferChange(t *testing.T) {
+	e := newChangeEnv(t)
+	doc := parse(t, e.get("/worklist", auth.RoleOperator))
+	form := doc.Find("form#worklist-change")
+	if form.AttrOr("action", "") != "/changes/new" || form.AttrOr("method", "") != "get" {
+		t.Fatalf("worklist change form: %v", form.Nodes)
+	}
+	if n := form.Find(`input[type=checkbox][name="finding"]`).Length(); n != 4 {
+		t.Errorf("worklist checkboxes = %d; want one per open row", n)
+	}
+	if form.Find("#create-change").Length() != 1 {
+		t.Error("no create-change button")
+	}
+	if parse(t, e.get("/worklist", auth.RoleViewer)).Find("#worklist-change").Length() != 0 {
+		t.Error("viewer offered to create a change")
+	}
+	doc = parse(t, e.get("/findings/f-ssl-pc", auth.RoleOperator))
+	if got := doc.Find("#create-change").AttrOr("href", ""); got != "/changes/new?finding=f-ssl-pc" {
+		t.Errorf("finding page create-change link = %q", got)
+	}
+}
