@@ -97,6 +97,8 @@ var subcommands = []func(*globals) *cobra.Command{
 	newRiskCmd,
 	newWorklistCmd,
 	newExceptionCmd,
+	newChangeCmd,
+	newCalendarCmd,
 }
 
 func newVersionCmd() *cobra.Command {

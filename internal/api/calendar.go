@@ -77,6 +77,16 @@ type CalendarResponse struct {
 	Skipped       []SkippedAsset  `json:"skipped_assets,omitempty"`
 }
 
+// NewCalendarResponse renders a calendar view over from–to as JSON.
+func NewCalendarResponse(from, to time.Time, v CalendarView) CalendarResponse {
+	out := CalendarResponse{From: from, To: to, Zone: v.Zone, PolicyVersion: v.PolicyVersion, Entries: []CalendarEntry{}, Skipped: v.Skipped}
+	for _, o := range v.Entries {
+		out.Entries = append(out.Entries, CalendarEntry{Kind: string(o.Kind), Name: o.Name, Description: o.Description,
+			Zone: o.Zone, Start: o.Start, End: o.End, AllDay: o.AllDay, Baseline: o.Baseline, Assets: o.Assets})
+	}
+	return out
+}
+
 // FeedTokenRequest names a new calendar feed token after where it is used.
 type FeedTokenRequest struct {
 	Name string `json:"name"`
@@ -193,12 +203,7 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 				if err != nil {
 					return err
 				}
-				out := CalendarResponse{From: from, To: to, Zone: v.Zone, PolicyVersion: v.PolicyVersion, Entries: []CalendarEntry{}, Skipped: v.Skipped}
-				for _, o := range v.Entries {
-					out.Entries = append(out.Entries, CalendarEntry{Kind: string(o.Kind), Name: o.Name, Description: o.Description,
-						Zone: o.Zone, Start: o.Start, End: o.End, AllDay: o.AllDay, Baseline: o.Baseline, Assets: o.Assets})
-				}
-				WriteJSON(w, http.StatusOK, out)
+				WriteJSON(w, http.StatusOK, NewCalendarResponse(from, to, v))
 				return nil
 			}},
 		{Method: "GET", Path: "/calendar.ics", Tag: "calendar",
