@@ -298,7 +298,10 @@ func (s *Rollouts) verify(ctx context.Context, it Item) (Convergence, error) {
 		c.Reason = "no finish time recorded"
 		return c, nil
 	}
-	if a.InventoryAt != nil && a.InventoryAt.After(*finished) {
+	// An agent inventory stored at the instant the result was is after
+	// it: the agent sends its inventory after its result. The versions
+	// decide anyway, so an older list never proves a target.
+	if a.InventoryAt != nil && !a.InventoryAt.Before(*finished) {
 		evidence = a.InventoryAt
 	} else if a.UpdatedAt.After(*finished) {
 		// A re-imported scan or SBOM rewrites the asset.
