@@ -464,3 +464,77 @@ func TestConcurrentApprovalsAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestChangeOperateAPI covers the moves a deployment takes when it goes
+// wrong, and the sign-offs a change asks for: halt and resume, halt and
+// roll back, cancel, and a completion refused until the laboratory
+// director (not the requester) has signed off.
+func TestChangeOperateAPI(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newChangeEnv(t, db)
+		// inProgress carries a fresh change to in_progress.
+		inProgress := func(edit func(map[string]any)) change.Change {
+			t.Helper()
+			body := e.draftJSON(change.Normal, e.lis.ID)
+			if edit != nil {
+				edit(body)
+			}
+			var c change.Change
+			e.do("olga", "POST", "/changes", body, http.StatusCreated, &c)
+			r, _ := e.act("olga", c, "submit", nil, http.StatusOK)
+			r, _ = e.act("bob", r.Change, "approve", nil, http.StatusOK)
+			r, _ = e.act("root", r.Change, "approve", nil, http.StatusOK)
+			r, _ = e.act("olga", r.Change, "schedule", nil, http.StatusOK)
+			e.passRun("olga", r.Change)
+			r, _ = e.act("olga", r.Change, "start", nil, http.StatusOK)
+			return r.Change
+		}
+
+		c := inProgress(nil)
+		_, eb := e.act("olga", c, "halt", nil, http.StatusBadRequest)
+		if eb.Fields["why"] == "" {
+			t.Errorf("halt without why: fields = %v", eb.Fields)
+		}
+		e.act("aud", c, "halt", map[string]any{"why": "x"}, http.StatusForbidden)
+		r, _ := e.act("olga", c, "halt", map[string]any{"why": "QC out of range on CHEM-01"}, http.StatusOK)
+		if r.State != change.Halted {
+			t.Fatalf("after halt = %s", r.State)
+		}
+		r, _ = e.act("olga", r.Change, "resume", nil, http.StatusOK)
+		if r.State != change.InProgress {
+			t.Fatalf("after resume = %s", r.State)
+		}
+		r, _ = e.act("olga", r.Change, "halt", map[string]any{"why": "connectivity lost"}, http.StatusOK)
+		r, _ = e.act("olga", r.Change, "rollback", map[string]any{"why": "trigger: connectivity loss"}, http.StatusOK)
+		if r.State != change.RolledBack {
+			t.Fatalf("after rollback = %s", r.State)
+		}
+
+		var d change.Change
+		e.do("ann", "POST", "/changes", e.draftJSON(change.Normal, e.lis.ID), http.StatusCreated, &d)
+		r, _ = e.act("ann", d, "cancel", map[string]any{"why": "superseded by the vendor's cumulative update"}, http.StatusOK)
+		if r.State != change.Cancelled {
+			t.Errorf("after cancel = %s", r.State)
+		}
+
+		s := inProgress(func(b map[string]any) { b["sign_offs"] = []map[string]any{{"role": "laboratory-director"}} })
+		_, eb = e.act("olga", s, "complete", nil, http.StatusConflict)
+		wantMsg(t, "complete before sign-off", eb, "sign-offs still missing: laboratory-director")
+		eb = e.do("olga", "POST", "/changes/"+s.ID+"/sign-offs", api.SignOffRequest{Role: "laboratory-director"}, http.StatusForbidden, nil)
+		wantMsg(t, "sign-off by an operator", eb, "needs the Patchward role approver")
+		var signed change.Change
+		e.do("cat", "POST", "/changes/"+s.ID+"/sign-offs", api.SignOffRequest{Role: "laboratory-director", Note: "QC within limits", Revision: s.Revision}, http.StatusOK, &signed)
+		if len(signed.SignOffs) != 1 || signed.SignOffs[0].By != "cat" || signed.SignOffs[0].At == nil {
+			t.Errorf("sign-offs = %+v", signed.SignOffs)
+		}
+		e.do("bob", "POST", "/changes/"+s.ID+"/sign-offs", api.SignOffRequest{Role: "laboratory-director"}, http.StatusConflict, nil)
+		e.do("cat", "POST", "/changes/"+s.ID+"/sign-offs", api.SignOffRequest{Role: "it-manager"}, http.StatusBadRequest, nil)
+		r, _ = e.act("olga", signed, "complete", nil, http.StatusOK)
+		if r.State != change.Completed {
+			t.Errorf("after sign-off and complete = %s", r.State)
+		}
+		// A review belongs to emergencies only.
+		e.do("ann", "POST", "/changes/"+s.ID+"/review", api.ReviewRequest{Summary: "n/a"}, http.StatusConflict, nil)
+		e.do("ann", "POST", "/changes/"+s.ID+"/review", api.ReviewRequest{}, http.StatusBadRequest, nil)
+	})
+}
