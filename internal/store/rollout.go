@@ -225,6 +225,9 @@ func scanItem(r rowScanner) (deploy.Item, error) {
 	if err := json.Unmarshal([]byte(prev), &it.Previous); err != nil {
 		return it, fmt.Errorf("rollout item %s: previous versions: %w", it.ID, err)
 	}
+	if len(it.Packages) == 0 {
+		it.Packages = nil
+	}
 	it.Kind, it.State, it.RollbackState = deploy.ItemKind(kind), deploy.ItemState(state), deploy.RollbackState(rbState)
 	it.Due, it.PlannedStart, it.PlannedEnd, it.SlotEnd = timePtr(due), timePtr(pStart), timePtr(pEnd), timePtr(slotEnd)
 	it.StartedAt, it.FinishedAt, it.ConvergedAt = timePtr(start), timePtr(fin), timePtr(converged)
