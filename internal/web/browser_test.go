@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
+	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/inventory"
@@ -299,33 +301,7 @@ func TestBrowserWorklistException(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	db := storetest.Open(t, store.SQLite, store.Options{})
-	inv := inventory.NewService(db.Inventory(), nil)
-	seedRiskInventory(t, ctx, inv)
-
-	// Two real advisories, synced from their files as an air-gapped
-	// clinic does: GitHub's OSV record for Apache Any23 (CVSS 9.1) and
-	// Debian's DSA for nginx.
-	fs := feeds.NewService(db.Feeds(), feeds.Options{Log: quiet})
-	for name, file := range map[string]string{"ghsa-maven": "GHSA-838r-hvwh-24h8.json", "debian-dsa": "DSA-3029-1.json"} {
-		fd := feeds.Feed{Name: name, Kind: feeds.OSV, Path: filepath.Join("..", "advisory", "testdata", "osv", file),
-			Interval: feeds.DefaultInterval, Timeout: feeds.DefaultTimeout, MaxBytes: feeds.DefaultMaxBytes}
-		if _, err := fs.Sync(ctx, audit.System, fd, feeds.SyncOptions{}); err != nil {
-			t.Fatalf("sync %s: %v", name, err)
-		}
-	}
-	findings := match.NewService(db.Findings(), nil)
-	if _, _, err := findings.Refresh(ctx, db.Feeds()); err != nil {
-		t.Fatal(err)
-	}
-	if sum, err := findings.EvaluateAll(ctx); err != nil || sum.Opened != 3 {
-		t.Fatalf("EvaluateAll = %+v, %v; want 3 findings opened", sum, err)
-	}
-	policies := policy.NewService(db.Policies(), nil)
-	engine := risk.NewService(db.Risk(), policies, browserIntel{findings}, risk.Options{Targets: browserTargets{inv, findings}, Log: quiet})
-	if sum, err := engine.Recompute(ctx, ""); err != nil || sum.Assessed != 3 {
-		t.Fatalf("Recompute = %+v, %v; want 3 assessed", sum, err)
-	}
+	db, inv, findings, policies, engine := riskWorld(t, ctx, quiet)
 
 	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	for _, u := range []auth.NewUser{
@@ -459,6 +435,42 @@ func TestBrowserWorklistException(t *testing.T) {
 	b.checkCSP()
 }
 
+// riskWorld is a small clinic on a real SQLite database with the real
+// services end to end: real advisory files synced through the feed
+// pipeline, findings opened by the real matcher and scored by the real
+// risk engine under the built-in policy.
+func riskWorld(t *testing.T, ctx context.Context, quiet *slog.Logger) (*store.DB, *inventory.Service, *match.Service, *policy.Service, *risk.Service) {
+	t.Helper()
+	db := storetest.Open(t, store.SQLite, store.Options{})
+	inv := inventory.NewService(db.Inventory(), nil)
+	seedRiskInventory(t, ctx, inv)
+
+	// Two real advisories, synced from their files as an air-gapped
+	// clinic does: GitHub's OSV record for Apache Any23 (CVSS 9.1) and
+	// Debian's DSA for nginx.
+	fs := feeds.NewService(db.Feeds(), feeds.Options{Log: quiet})
+	for name, file := range map[string]string{"ghsa-maven": "GHSA-838r-hvwh-24h8.json", "debian-dsa": "DSA-3029-1.json"} {
+		fd := feeds.Feed{Name: name, Kind: feeds.OSV, Path: filepath.Join("..", "advisory", "testdata", "osv", file),
+			Interval: feeds.DefaultInterval, Timeout: feeds.DefaultTimeout, MaxBytes: feeds.DefaultMaxBytes}
+		if _, err := fs.Sync(ctx, audit.System, fd, feeds.SyncOptions{}); err != nil {
+			t.Fatalf("sync %s: %v", name, err)
+		}
+	}
+	findings := match.NewService(db.Findings(), nil)
+	if _, _, err := findings.Refresh(ctx, db.Feeds()); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := findings.EvaluateAll(ctx); err != nil || sum.Opened != 3 {
+		t.Fatalf("EvaluateAll = %+v, %v; want 3 findings opened", sum, err)
+	}
+	policies := policy.NewService(db.Policies(), nil)
+	engine := risk.NewService(db.Risk(), policies, browserIntel{findings}, risk.Options{Targets: browserTargets{inv, findings}, Log: quiet})
+	if sum, err := engine.Recompute(ctx, ""); err != nil || sum.Assessed != 3 {
+		t.Fatalf("Recompute = %+v, %v; want 3 assessed", sum, err)
+	}
+	return db, inv, findings, policies, engine
+}
+
 // browserIntel gives the risk engine what the matcher's advisory index
 // says, as the server wires it.
 type browserIntel struct{ findings *match.Service }
@@ -514,4 +526,158 @@ func seedRiskInventory(t *testing.T, ctx context.Context, inv *inventory.Service
 			t.Fatalf("seed %s: %v", a.Name, err)
 		}
 	}
+}
+
+// TestBrowserChangeFromWorklist drives change control in real Chromium on
+// the real services: the admin selects the two Any23 findings on the
+// worklist and turns them into a change (package and fixed version, test
+// cases and rollback triggers prefilled), submits it, and is refused when
+// trying to approve their own change; a test run with an uploaded
+// evidence file is recorded; two approvers sign as security officer and
+// system owner and the change is approved. The calendar renders under
+// the CSP.
+func TestBrowserChangeFromWorklist(t *testing.T) {
+	b := newBrowser(t, 120*time.Second)
+	do := b.do
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, inv, findings, policies, engine := riskWorld(t, ctx, quiet)
+	changes := change.NewService(db.Changes(), policies, db.Risk(), nil)
+
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
+	for _, u := range []auth.NewUser{
+		{Username: "lab-admin", DisplayName: "Lab Admin", Role: auth.RoleAdmin, Password: browserPassword},
+		{Username: "sec-officer", DisplayName: "Security Officer", Role: auth.RoleApprover, Password: browserPassword},
+		{Username: "ehr-owner", DisplayName: "EHR Owner", Role: auth.RoleApprover, Password: browserPassword},
+	} {
+		if _, err := accounts.CreateUser(ctx, audit.System, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ui, err := New(Config{Accounts: accounts, Inventory: inv, Findings: findings, Advisories: db.Feeds(),
+		Risk: engine, Exceptions: engine, Policy: policies, Changes: changes, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveBrowserUI(t, accounts, ui)
+	signIn := func(user string) {
+		t.Helper()
+		do("sign in as "+user,
+			chromedp.Navigate(srv.URL+"/login"),
+			chromedp.WaitVisible(chromedp.ID("username")),
+			chromedp.SendKeys(chromedp.ID("username"), user),
+			chromedp.SendKeys(chromedp.ID("password"), browserPassword),
+			chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+			chromedp.WaitVisible(chromedp.ID("worklist-table")),
+		)
+	}
+	signOut := func() {
+		t.Helper()
+		do("sign out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.ID("username")))
+	}
+	text := func(sel string) string {
+		t.Helper()
+		return strings.Join(strings.Fields(run(t, b.ctx, chromedp.Text(chromedp.CSS(sel)))), " ")
+	}
+
+	// Select the Any23 findings (package org.apache.any23…) on the worklist.
+	signIn("lab-admin")
+	rows := run(t, b.ctx, chromedp.AttributesAll(chromedp.CSSAll(`#worklist-table tbody tr`)))
+	var picked []string
+	for i := range rows {
+		pkg := text(fmt.Sprintf(`#worklist-table tbody tr:nth-child(%d) td.package`, i+1))
+		if strings.Contains(pkg, "any23") {
+			picked = append(picked, rows[i]["data-finding-id"])
+			do("select finding", chromedp.Click(chromedp.ID("select-"+rows[i]["data-finding-id"])))
+		}
+	}
+	if len(picked) != 2 {
+		t.Fatalf("Any23 findings on the worklist = %d; want 2", len(picked))
+	}
+	do("create change", chromedp.Click(chromedp.ID("create-change")), chromedp.WaitVisible(chromedp.ID("change-form")))
+	if v := run(t, b.ctx, chromedp.Value(chromedp.ID("f-pkg-1"))); v != "org.apache.any23:apache-any23" {
+		t.Errorf("package prefilled as %q", v)
+	}
+	if v := run(t, b.ctx, chromedp.Value(chromedp.ID("f-version-1"))); v != "2.5" {
+		t.Errorf("target version prefilled as %q; want the fixed version 2.5", v)
+	}
+	do("fill in the change",
+		chromedp.SetValue(chromedp.ID("f-window"), "servers-weekly"),
+		chromedp.SendKeys(chromedp.ID("f-notify"), "EHR users\nHelp desk"),
+		chromedp.SendKeys(chromedp.ID("f-impact"), "EHR unavailable for up to 30 minutes on Sunday night"),
+		chromedp.SendKeys(chromedp.ID("f-rb_steps"), "Restore the VM snapshot taken before the change"),
+		chromedp.SendKeys(chromedp.ID("f-rb_owner"), "Clinic IT on call"),
+		chromedp.Click(chromedp.ID("submit-change")),
+		chromedp.WaitVisible(chromedp.ID("done")),
+	)
+	changeURL := strings.TrimSuffix(run(t, b.ctx, chromedp.Location()), "?done=create")
+	if got := text("#target-assets"); got != "EHR server, Front desk PC" && got != "Front desk PC, EHR server" {
+		t.Errorf("targets = %q", got)
+	}
+	if got := text("#risk"); !strings.Contains(got, "Critical") {
+		t.Errorf("risk rating = %q; want the EHR finding's critical tier", got)
+	}
+	do("submit", chromedp.Click(chromedp.CSS(`#act-submit button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("done")))
+	if got := text(".tags .chg"); got != "Submitted" {
+		t.Errorf("state = %q; want Submitted", got)
+	}
+
+	// The requester cannot approve their own change: refused on screen.
+	do("self-approve", chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("change-error")))
+	if got := text("#change-error"); !strings.Contains(got, "you requested this change, so you cannot approve it") {
+		t.Errorf("self-approval message = %q", got)
+	}
+
+	// A passing test run with the backup check's evidence attached.
+	evidence := filepath.Join(t.TempDir(), "snapshot-restore.txt")
+	if err := os.WriteFile(evidence, []byte("VM snapshot ehr-2026-pre restored to the test host; EHR login OK\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do("record test run",
+		chromedp.Navigate(changeURL),
+		chromedp.WaitVisible(chromedp.ID("test-form")),
+		chromedp.SetValue(chromedp.ID("result-backup-verified"), "pass"),
+		chromedp.SetValue(chromedp.ID("result-boot-time"), "pass"),
+		chromedp.SetValue(chromedp.ID("result-edr-compatibility"), "pass"),
+		chromedp.SetValue(chromedp.ID("result-connectivity"), "pass"),
+		chromedp.SendKeys(chromedp.ID("notes-backup-verified"), "Snapshot restore checked"),
+		chromedp.SetUploadFiles(chromedp.ID("file-backup-verified"), []string{evidence}),
+		chromedp.Click(chromedp.ID("record-run")),
+		chromedp.WaitVisible(chromedp.ID("done")),
+	)
+	if v := run(t, b.ctx, chromedp.AttributeValue(chromedp.CSS(`#test-runs .run`), "data-verdict")).Value; v != "pass" {
+		t.Errorf("test run verdict = %q", v)
+	}
+	if got := text(`#evidence-table td.sha`); len(got) != 64 {
+		t.Errorf("evidence SHA-256 shown as %q", got)
+	}
+	signOut()
+
+	for _, a := range []struct{ user, as string }{{"sec-officer", "security-officer"}, {"ehr-owner", "system-owner"}} {
+		signIn(a.user)
+		do("approve as "+a.as,
+			chromedp.Navigate(changeURL),
+			chromedp.WaitVisible(chromedp.ID("decide-form")),
+			chromedp.SetValue(chromedp.ID("decide-as"), a.as),
+			chromedp.SendKeys(chromedp.ID("decide-note"), "Test evidence reviewed."),
+			chromedp.Click(chromedp.ID("approve")),
+			chromedp.WaitVisible(chromedp.ID("done")),
+		)
+		signOut()
+	}
+	signIn("lab-admin")
+	do("open the change", chromedp.Navigate(changeURL), chromedp.WaitVisible(chromedp.ID("approvals")))
+	if got := text(".tags .chg"); got != "Approved" {
+		t.Errorf("state = %q; want Approved", got)
+	}
+	if got := text("#approval-status"); got != "Requirement met" {
+		t.Errorf("approval status = %q", got)
+	}
+	do("changes list", chromedp.Navigate(srv.URL+"/changes"), chromedp.WaitVisible(chromedp.ID("change-table")))
+	do("calendar", chromedp.Navigate(srv.URL+"/calendar"), chromedp.WaitVisible(chromedp.ID("agenda")))
+	bg := run(t, b.ctx, chromedp.EvaluateAsDevTools[string](`getComputedStyle(document.querySelector(".cal-entry.k-window")).borderLeftColor`))
+	if bg != "rgb(29, 92, 99)" {
+		t.Errorf("window entry border = %q; want the stylesheet's", bg)
+	}
+	b.checkCSP()
 }
