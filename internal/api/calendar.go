@@ -158,6 +158,9 @@ func (c *PolicyCalendar) assets(ctx context.Context, cal *deploy.Calendar, from 
 	var (
 		out     []deploy.Asset
 		skipped []SkippedAsset
+		// readable caches, per maintenance_window value, whether the
+		// calendar can read it: most assets share a handful of values.
+		readable = map[string]bool{}
 	)
 	for off := 0; ; off += inventory.MaxPage {
 		page, err := c.Inventory.Assets(ctx, inventory.Filter{Limit: inventory.MaxPage, Offset: off})
@@ -166,11 +169,15 @@ func (c *PolicyCalendar) assets(ctx context.Context, cal *deploy.Calendar, from 
 		}
 		for _, a := range page.Assets {
 			da := deploy.Asset{ID: a.ID, Site: a.SiteID, Location: zones[a.SiteID], Window: a.MaintenanceWindow}
-			// A minute of calendar is enough to learn whether the
-			// asset's window can be read.
-			if _, err := cal.Occurrences(from, from.Add(time.Minute), da); err != nil {
-				skipped = append(skipped, SkippedAsset{ID: a.ID, Name: a.Name, Problem: errs.Public(err)})
-				continue
+			if ok, seen := readable[da.Window]; !seen || !ok {
+				// A minute of calendar is enough to learn whether the
+				// window can be read; the error names the asset.
+				_, err := cal.Occurrences(from, from.Add(time.Minute), da)
+				readable[da.Window] = err == nil
+				if err != nil {
+					skipped = append(skipped, SkippedAsset{ID: a.ID, Name: a.Name, Problem: errs.Public(err)})
+					continue
+				}
 			}
 			out = append(out, da)
 		}
@@ -278,18 +285,20 @@ func (a *API) feedPrincipal(r *http.Request) (auth.Principal, bool, error) {
 }
 
 // calendarRange reads from and to: from defaults to now less back, to to
-// six months after from; the range may not exceed twelve months.
+// six months after from (after now when from is not given); the range may
+// not exceed twelve months.
 func calendarRange(r *http.Request, now time.Time, back time.Duration) (time.Time, time.Time, error) {
 	q := r.URL.Query()
-	from := now.Add(-back).UTC().Truncate(time.Second)
+	now = now.UTC().Truncate(time.Second)
+	from, anchor := now.Add(-back), now
 	if s := q.Get("from"); s != "" {
 		t, err := parseCalendarTime(s)
 		if err != nil {
 			return time.Time{}, time.Time{}, fieldError("from", err.Error())
 		}
-		from = t
+		from, anchor = t, t
 	}
-	to := from.AddDate(0, calendarDefaultMonths, 0)
+	to := anchor.AddDate(0, calendarDefaultMonths, 0)
 	if s := q.Get("to"); s != "" {
 		t, err := parseCalendarTime(s)
 		if err != nil {

@@ -55,6 +55,7 @@ func TestCalendarAPI(t *testing.T) {
 			{Name: "APP-01", Type: inventory.TypeServer, MaintenanceWindow: "sun-0200-0500"},
 			{Name: "APP-02", Type: inventory.TypeServer, MaintenanceWindow: "sun-0200-0500"},
 			{Name: "ODD-01", Type: inventory.TypeServer, MaintenanceWindow: "whenever"},
+			{Name: "ODD-02", Type: inventory.TypeServer, MaintenanceWindow: "whenever"},
 		} {
 			if _, err := e.a.Inventory.CreateAsset(ctx, audit.System, a); err != nil {
 				t.Fatal(err)
@@ -78,8 +79,33 @@ func TestCalendarAPI(t *testing.T) {
 		if kinds["window"] == 0 || kinds["emergency"] == 0 || kinds["asset-window"] < 20 {
 			t.Errorf("entry kinds = %v; want policy, emergency and ~26 weekly asset windows", kinds)
 		}
-		if len(cal.Skipped) != 1 || cal.Skipped[0].Name != "ODD-01" || !strings.Contains(cal.Skipped[0].Problem, "whenever") {
-			t.Errorf("skipped assets = %+v; want ODD-01 with its unreadable window named", cal.Skipped)
+		if len(cal.Skipped) != 2 {
+			t.Errorf("skipped assets = %+v; want ODD-01 and ODD-02", cal.Skipped)
+		}
+		for _, sk := range cal.Skipped {
+			if !strings.HasPrefix(sk.Name, "ODD-") || !strings.Contains(sk.Problem, sk.ID) || !strings.Contains(sk.Problem, "whenever") {
+				t.Errorf("skipped asset %+v; want its own ID and its unreadable window named", sk)
+			}
+		}
+
+		// The feed reaches a month back, so subscribers keep the recent
+		// past, and six months ahead.
+		rec := e.call("vic", "GET", "/calendar.ics", "", nil)
+		var past, far int
+		for _, ev := range parseICS(t, "default feed", rec.Body.Bytes()).Events() {
+			start, err := ev.GetStartAt()
+			if err != nil {
+				continue
+			}
+			if start.Before(e.clock.Now().AddDate(0, 0, -20)) {
+				past++
+			}
+			if start.After(e.clock.Now().AddDate(0, 5, 20)) {
+				far++
+			}
+		}
+		if past == 0 || far == 0 {
+			t.Errorf("default feed: %d events 20+ days back, %d 5⅔+ months ahead; want both", past, far)
 		}
 
 		// Freezes, as all-day entries, in a range that holds them.
@@ -96,7 +122,7 @@ func TestCalendarAPI(t *testing.T) {
 		}
 
 		// The same range as iCalendar: one event per entry.
-		rec := e.call("vic", "GET", "/calendar.ics?"+rng, "", nil)
+		rec = e.call("vic", "GET", "/calendar.ics?"+rng, "", nil)
 		if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/calendar") {
 			t.Fatalf("GET /calendar.ics = %d %s", rec.Code, rec.Header().Get("Content-Type"))
 		}

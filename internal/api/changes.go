@@ -288,7 +288,7 @@ func (a *API) changeRoutes() []Route {
 // so `resume` needs no ceremony.
 func decodeAction(w http.ResponseWriter, r *http.Request) (ActionRequest, error) {
 	var in ActionRequest
-	if r.ContentLength == 0 && r.Header.Get("Content-Type") == "" {
+	if r.ContentLength == 0 {
 		return in, nil
 	}
 	return in, DecodeJSON(w, r, &in)
