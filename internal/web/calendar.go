@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
@@ -36,10 +39,12 @@ type calendarView struct {
 	// read; their routine changes would be refused by the scheduler.
 	Problems  []string
 	Truncated bool
-	// FeedURL is the iCalendar feed; FeedReady says whether the server
-	// offers it yet, TokensURL where a user gets their feed token.
+	// FeedURL is the iCalendar feed, TokensURL where the JSON API makes
+	// feed tokens; CanMakeFeed offers the form that makes one here, and
+	// NewFeed is the link it just made (shown once).
 	FeedURL, TokensURL string
-	FeedReady          bool
+	CanMakeFeed        bool
+	NewFeed            string
 }
 
 type monthGrid struct {
@@ -70,7 +75,7 @@ type calendarEntry struct {
 	ISO         string
 }
 
-func (ui *UI) calendarPage(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (ui *UI) calendarPage(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	months := calendarMonthsDefault
@@ -95,7 +100,14 @@ func (ui *UI) calendarPage(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	to := from.AddDate(0, months, 0)
 	v := calendarView{MonthsShown: months, Emergency: q.Get("emergency") == "show", Zone: zone.String(),
 		From: from.Format("2 January 2006"), To: to.AddDate(0, 0, -1).Format("2 January 2006"),
-		FeedURL: orDefault(ui.cfg.CalendarFeedURL, plannedFeedURL), TokensURL: plannedTokensURL, FeedReady: ui.cfg.CalendarFeedURL != ""}
+		FeedURL: feedPath, TokensURL: feedTokensPath, CanMakeFeed: ui.cfg.FeedTokens != nil}
+	if r.Method == http.MethodPost {
+		link, err := ui.makeFeed(w, r, p)
+		if err != nil {
+			return err
+		}
+		v.NewFeed = link
+	}
 	for n := 3; n <= calendarMonthsMax; n++ {
 		v.MonthOpts = append(v.MonthOpts, option{Value: strconv.Itoa(n), Label: fmt.Sprintf("%d months", n), Selected: n == months})
 	}
@@ -156,9 +168,31 @@ func (ui *UI) calendarPage(w http.ResponseWriter, r *http.Request, _ auth.Princi
 // The iCalendar feed's addresses in the JSON API: a signed-in user creates
 // a feed token, and a calendar client fetches the feed with it.
 const (
-	plannedFeedURL   = "/api/v1/calendar.ics"
-	plannedTokensURL = "/api/v1/calendar/tokens"
+	feedPath       = "/api/v1/calendar.ics"
+	feedTokensPath = "/api/v1/calendar/tokens"
 )
+
+// makeFeed creates a feed token for the signed-in user and returns the
+// subscription link, absolute so it can be pasted into a calendar app.
+func (ui *UI) makeFeed(w http.ResponseWriter, r *http.Request, p auth.Principal) (string, error) {
+	if ui.cfg.FeedTokens == nil {
+		return "", notFound()
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return "", errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	name := orDefault(strings.TrimSpace(r.PostForm.Get("name")), "Calendar feed")
+	secret, _, err := ui.cfg.FeedTokens.CreateFeedToken(r.Context(), p.Actor(authn.ClientAddr(r)), p.UserID, name)
+	if err != nil {
+		return "", err
+	}
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host + feedPath + "?" + url.Values{"token": {secret}}.Encode(), nil
+}
 
 func locOr(name string, def *time.Location) *time.Location {
 	if l, err := time.LoadLocation(name); err == nil && name != "" {

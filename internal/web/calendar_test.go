@@ -1,13 +1,17 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 )
 
@@ -76,4 +80,30 @@ func TestCalendarPage(t *testing.T) {
 	}
 	w = e.get("/calendar?months=9", auth.RoleViewer)
 	wantStatus(t, w, http.StatusBadRequest)
+
+	// A personal feed link, made by the page's form and shown once.
+	doc = parse(t, e.get("/calendar", auth.RoleViewer))
+	vals := formValues(doc.Find("#feed-form"))
+	vals.Set("name", "Ward phone")
+	w = e.post("/calendar/feed", auth.RoleViewer, vals)
+	wantStatus(t, w, http.StatusOK)
+	if got := text(parse(t, w).Find("#new-feed")); got != "http://example.com/api/v1/calendar.ics?token=pwc_secret-1" {
+		t.Errorf("new feed link = %q", got)
+	}
+	if diff := cmp.Diff([]string{"u-viewer Ward phone"}, e.feeds.made); diff != "" {
+		t.Errorf("feed tokens made (-want +got):\n%s", diff)
+	}
+}
+
+// fakeFeedTokens makes numbered feed token secrets.
+type fakeFeedTokens struct {
+	mu   sync.Mutex
+	made []string // "userID name"
+}
+
+func (f *fakeFeedTokens) CreateFeedToken(_ context.Context, _ audit.Actor, userID, name string) (string, auth.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.made = append(f.made, userID+" "+name)
+	return fmt.Sprintf("pwc_secret-%d", len(f.made)), auth.Token{ID: "t1", UserID: userID, Name: name}, nil
 }

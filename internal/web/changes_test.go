@@ -39,7 +39,8 @@ type changeEnv struct {
 	changes *change.Service
 	inv     *inventory.Service
 	// ids are the seeded assets' IDs by name.
-	ids map[string]string
+	ids   map[string]string
+	feeds *fakeFeedTokens
 }
 
 func newChangeEnv(t *testing.T) *changeEnv {
@@ -80,7 +81,8 @@ func newChangeEnv(t *testing.T) *changeEnv {
 			VulnID: "CVE-2023-38545", FixedVersion: "7.88.1-10+deb12u4", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
 	}}
 	e := &env{t: t, accounts: newFakeAccounts(), logs: &bytes.Buffer{}, findings: ff, risk: newFakeRisk()}
-	ui, err := New(Config{Accounts: e.accounts, Inventory: inv, Findings: ff, Risk: e.risk, Policy: policies, Changes: svc,
+	feeds := &fakeFeedTokens{}
+	ui, err := New(Config{Accounts: e.accounts, Inventory: inv, Findings: ff, Risk: e.risk, Policy: policies, Changes: svc, FeedTokens: feeds,
 		Now: func() time.Time { return riskNow }, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func newChangeEnv(t *testing.T) *changeEnv {
 	e.h = authn.Middleware(e.accounts, func(w http.ResponseWriter, r *http.Request, err error) {
 		http.Error(w, errs.Public(err), errs.HTTPStatus(err))
 	})(ui.Handler())
-	return &changeEnv{env: e, changes: svc, inv: inv, ids: ids}
+	return &changeEnv{env: e, changes: svc, inv: inv, ids: ids, feeds: feeds}
 }
 
 // user is the change-service user a fake session's role signs in as.

@@ -99,6 +99,11 @@ func (ui *UI) routes() []route {
 	}
 	if ui.cfg.Policy != nil {
 		rs = append(rs, route{"GET /calendar", auth.PermCalendarRead, ui.calendarPage})
+		if ui.cfg.FeedTokens != nil {
+			// A feed token reads the calendar only: whoever may read it
+			// may make one for themselves.
+			rs = append(rs, route{"POST /calendar/feed", auth.PermCalendarRead, ui.calendarPage})
+		}
 	}
 	if ui.cfg.Importer != nil {
 		rs = append(rs,

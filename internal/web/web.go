@@ -202,6 +202,13 @@ type PolicyService interface {
 	Document(ctx context.Context, n int, format string) ([]byte, error)
 }
 
+// FeedTokens creates calendar feed tokens: read-only secrets that only the
+// iCalendar feed accepts, for calendar apps that cannot sign in;
+// *auth.Service implements it.
+type FeedTokens interface {
+	CreateFeedToken(ctx context.Context, actor audit.Actor, userID, name string) (string, auth.Token, error)
+}
+
 // Config is everything the UI needs. Accounts and Inventory are required;
 // without Importer, Audit, Findings, Advisories, Risk, Exceptions or Policy
 // the pages that need them (and their navigation links) are not offered,
@@ -229,10 +236,10 @@ type Config struct {
 	// Changes enables /changes (change records from draft to completed)
 	// and the "Create change" links on the worklist and finding pages.
 	Changes ChangeService
-	// CalendarFeedURL is where the JSON API serves the iCalendar feed
-	// (a per-user token in its query); empty shows the planned address
-	// with a note that the feed is not offered yet.
-	CalendarFeedURL string
+	// FeedTokens lets /calendar make a personal iCalendar feed link
+	// (a read-only feed token); without it the page explains how to get
+	// one from the JSON API.
+	FeedTokens FeedTokens
 	// Now is the clock for "due in 3 days" and the exception views;
 	// default time.Now.
 	Now func() time.Time
@@ -317,4 +324,5 @@ var (
 	_ RiskReader       = (*risk.Service)(nil)
 	_ ExceptionService = (*risk.Service)(nil)
 	_ PolicyService    = (*policy.Service)(nil)
+	_ FeedTokens       = (*auth.Service)(nil)
 )
