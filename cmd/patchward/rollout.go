@@ -26,3 +26,11 @@ func (k *rolloutKick) InventoryChanged(ctx context.Context, assetID string) {
 		k.r.InventoryChanged(ctx, assetID)
 	}
 }
+
+// JobFinished wakes the engine on every job result, so a wave's gate is
+// read (and the next wave or a halt follows) without waiting for the timer.
+func (k *rolloutKick) JobFinished(context.Context, fleet.Job) {
+	if k.r != nil {
+		k.r.Kick()
+	}
+}

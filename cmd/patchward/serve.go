@@ -130,7 +130,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 		return c, err
 	}}
 	kick := &rolloutKick{}
-	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: inventoryListeners{rematch{a.findings, log}, kick}, Windows: windows})
+	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: inventoryListeners{rematch{a.findings, log}, kick}, JobListener: kick, Windows: windows})
 	a.rollouts = deploy.NewRollouts(db.Rollouts(), a.changes, a.fleet, a.policies, deploy.RolloutOptions{Log: log})
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,

@@ -418,6 +418,14 @@ type InventoryListener interface {
 	InventoryChanged(ctx context.Context, assetID string)
 }
 
+// JobListener hears when an agent's result for a job was committed (a new
+// attempt, not a repeated one). It is called on the agent's request
+// goroutine after the transaction: implementations must not block (the
+// rollout engine only wakes its loop) and must not fail the request.
+type JobListener interface {
+	JobFinished(ctx context.Context, job Job)
+}
+
 // WindowSource tells an agent its maintenance window on every check-in, so
 // the agent can refuse jobs outside it on its own. It is on the hot path:
 // implementations answer from memory.

@@ -411,6 +411,7 @@ func (s *Service) ReportResult(ctx context.Context, ag Agent, addr string, res a
 	if err := res.Validate(); err != nil {
 		return false, err
 	}
+	var done Job
 	err = s.store.Transact(ctx, func(tx Tx) error {
 		duplicate = false
 		j, err := tx.LockJob(ctx, res.JobID)
@@ -446,6 +447,7 @@ func (s *Service) ReportResult(ctx context.Context, ag Agent, addr string, res a
 		if err := tx.UpdateJob(ctx, &j); err != nil {
 			return err
 		}
+		done = j
 		actor := agentActor(ag, addr)
 		failed := 0
 		for _, st := range res.Steps {
@@ -466,6 +468,11 @@ func (s *Service) ReportResult(ctx context.Context, ag Agent, addr string, res a
 	})
 	if err != nil {
 		return false, fmt.Errorf("job result: %w", err)
+	}
+	// Only after the commit: a listener that reads the job must see the
+	// result. A repeated attempt changed nothing, so nobody is told.
+	if !duplicate && s.opt.JobListener != nil {
+		s.opt.JobListener.JobFinished(ctx, done)
 	}
 	return duplicate, nil
 }

@@ -45,6 +45,10 @@ type Options struct {
 	SeenGranularity time.Duration
 	// Listener, if set, hears about changed inventories.
 	Listener InventoryListener
+	// JobListener, if set, hears about every job result once it is
+	// committed, so the rollout engine reads a wave's gate at once rather
+	// than on its next timed tick.
+	JobListener JobListener
 	// Windows, if set, supplies each agent's maintenance window.
 	Windows WindowSource
 }
