@@ -313,6 +313,11 @@ type RolloutStore interface {
 	// while it holds it, which SQLite's single writer could not do inside
 	// an open transaction.
 	ClaimRollout(ctx context.Context, id, owner string, now, until time.Time) (bool, error)
+	// RenewRollout extends owner's lease to until when owner still holds
+	// it (expired or not: nobody else took it meanwhile) and reports
+	// whether it did. Unlike ClaimRollout it fails on a free lease, since
+	// a free lease means another replica took it and released it.
+	RenewRollout(ctx context.Context, id, owner string, until time.Time) (bool, error)
 	// ReleaseRollout gives the lease up if owner holds it.
 	ReleaseRollout(ctx context.Context, id, owner string) error
 }

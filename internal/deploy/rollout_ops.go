@@ -19,7 +19,7 @@ func (s *Rollouts) operate(ctx context.Context, u change.User, id, what string, 
 	if err := mayOperate(u, what); err != nil {
 		return Rollout{}, err
 	}
-	busy, err := s.withLease(ctx, id, func() error {
+	busy, err := s.withLease(ctx, id, func(l *lease) error {
 		ro, err := s.store.GetRollout(ctx, id)
 		if err != nil {
 			return err
@@ -28,7 +28,7 @@ func (s *Rollouts) operate(ctx context.Context, u change.User, id, what string, 
 		if err != nil {
 			return err
 		}
-		r := &run{s: s, ro: ro, pol: pol, now: s.now()}
+		r := &run{s: s, ro: ro, pol: pol, now: s.now(), lease: l}
 		if err := r.sync(ctx); err != nil {
 			return err
 		}

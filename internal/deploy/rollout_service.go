@@ -458,9 +458,45 @@ func (s *Rollouts) Tick(ctx context.Context) error {
 // another operator) working on the same rollout.
 var errBusy = errs.E(errs.Conflict, "the rollout is being updated right now; try again in a moment")
 
+// errLeaseLost ends a step that ran so long its lease expired and another
+// replica took the rollout over: nothing more of it is written or sent.
+var errLeaseLost = errs.E(errs.Conflict, "another replica took the rollout over while this one was still working on it; its step stopped")
+
+// lease is a rollout lease this replica holds, with when it was last taken
+// or renewed.
+type lease struct {
+	id string
+	at time.Time
+}
+
+// hold keeps the lease before the step writes or calls out: once a third
+// of LeaseTTL has passed since it was taken it is renewed, so a long step
+// (slow fleet or change calls, a large wave) never runs on an expired
+// lease; if another replica took it meanwhile the step stops with
+// errLeaseLost. Renewing early leaves two thirds of the TTL for the one
+// write or call that follows.
+func (s *Rollouts) hold(ctx context.Context, l *lease) error {
+	if l == nil {
+		return nil
+	}
+	now := s.now()
+	if now.Sub(l.at) < s.opt.LeaseTTL/3 {
+		return nil
+	}
+	ok, err := s.store.RenewRollout(ctx, l.id, s.opt.Owner, now.Add(s.opt.LeaseTTL))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errLeaseLost
+	}
+	l.at = now
+	return nil
+}
+
 // withLease runs fn holding the rollout's lease; busy reports that another
-// replica holds it.
-func (s *Rollouts) withLease(ctx context.Context, id string, fn func() error) (busy bool, err error) {
+// replica holds it. fn passes the lease to hold before each write.
+func (s *Rollouts) withLease(ctx context.Context, id string, fn func(l *lease) error) (busy bool, err error) {
 	now := s.now()
 	ok, err := s.store.ClaimRollout(ctx, id, s.opt.Owner, now, now.Add(s.opt.LeaseTTL))
 	if err != nil {
@@ -478,12 +514,12 @@ func (s *Rollouts) withLease(ctx context.Context, id string, fn func() error) (b
 			err = errors.Join(err, rerr)
 		}
 	}()
-	return false, fn()
+	return false, fn(&lease{id: id, at: now})
 }
 
 // advance is one engine step of one rollout under its lease.
 func (s *Rollouts) advance(ctx context.Context, id string) error {
-	_, err := s.withLease(ctx, id, func() error {
+	_, err := s.withLease(ctx, id, func(l *lease) error {
 		ro, err := s.store.GetRollout(ctx, id)
 		if err != nil {
 			return err
@@ -495,7 +531,7 @@ func (s *Rollouts) advance(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		r := &run{s: s, ro: ro, pol: pol, now: s.now()}
+		r := &run{s: s, ro: ro, pol: pol, now: s.now(), lease: l}
 		return r.step(ctx)
 	})
 	return err
@@ -504,12 +540,17 @@ func (s *Rollouts) advance(ctx context.Context, id string) error {
 // run is the state of one engine step: the rollout as read, the policy in
 // force and the step's time.
 type run struct {
-	s   *Rollouts
-	ro  Rollout
-	pol *policy.Compiled
-	now time.Time
-	cal *Calendar
+	s     *Rollouts
+	ro    Rollout
+	pol   *policy.Compiled
+	now   time.Time
+	cal   *Calendar
+	lease *lease
 }
+
+// hold keeps the step's lease (Rollouts.hold) before a write or a call to
+// the fleet or change service.
+func (r *run) hold(ctx context.Context) error { return r.s.hold(ctx, r.lease) }
 
 func (r *run) calendar() (*Calendar, error) {
 	if r.cal == nil {
@@ -555,6 +596,9 @@ func (s *Rollouts) entry(ro Rollout, it Item, actor, event, deviation, detail st
 // saveItem writes one item with its log entries (and an audit record,
 // when given) in one transaction.
 func (r *run) saveItem(ctx context.Context, it Item, rec *audit.Record, logs ...LogEntry) error {
+	if err := r.hold(ctx); err != nil {
+		return err
+	}
 	err := r.s.store.TransactRollout(ctx, func(tx RolloutTx) error {
 		if err := tx.UpdateItem(ctx, it); err != nil {
 			return err
@@ -580,6 +624,9 @@ func (r *run) saveItem(ctx context.Context, it Item, rec *audit.Record, logs ...
 // saveState writes the rollout row (and waves) with an audit record,
 // checking nobody else wrote the rollout since it was read.
 func (r *run) saveState(ctx context.Context, rec audit.Record, waves ...int) error {
+	if err := r.hold(ctx); err != nil {
+		return err
+	}
 	before := r.ro.Revision
 	err := r.s.store.TransactRollout(ctx, func(tx RolloutTx) error {
 		cur, err := tx.LockRollout(ctx, r.ro.ID)
@@ -611,6 +658,9 @@ func (r *run) saveState(ctx context.Context, rec audit.Record, waves ...int) err
 // saveWave writes a wave alone (a gate's changed reason), unaudited when
 // rec is nil.
 func (r *run) saveWave(ctx context.Context, i int, rec *audit.Record) error {
+	if err := r.hold(ctx); err != nil {
+		return err
+	}
 	return r.s.store.TransactRollout(ctx, func(tx RolloutTx) error {
 		if err := tx.UpdateWave(ctx, r.ro.ID, r.ro.Waves[i]); err != nil {
 			return err
@@ -1013,6 +1063,9 @@ func (r *run) queueJob(ctx context.Context, it Item) error {
 		}
 	}
 	if job.ID == "" {
+		if err := r.hold(ctx); err != nil {
+			return err
+		}
 		nb := *it.PlannedStart
 		deadline := nb.Add(fleet.DefaultJobDeadline)
 		if it.SlotEnd != nil {
@@ -1040,6 +1093,9 @@ func (r *run) cancelQueued(ctx context.Context, actor audit.Actor, reason string
 		for _, it := range r.ro.Waves[wi].Items {
 			if it.State != ItemQueued || it.JobID == "" {
 				continue
+			}
+			if err := r.hold(ctx); err != nil {
+				return err
 			}
 			if _, err := r.s.fleet.CancelJob(ctx, actor, it.JobID, reason); err != nil && errs.KindOf(err) != errs.Conflict {
 				return err
@@ -1099,6 +1155,9 @@ func (r *run) changeTo(ctx context.Context, u change.User, want change.State, wh
 	}
 	if c.State == want {
 		return nil
+	}
+	if err := r.hold(ctx); err != nil {
+		return err
 	}
 	st := change.Step{Why: why}
 	switch want {
@@ -1178,6 +1237,9 @@ func (r *run) sendRollbacks(ctx context.Context, u change.User, reason string) e
 			for i, p := range it.Packages {
 				pkgs[i] = agentapi.JobPackage{Name: p.Name, TargetVersion: it.Previous[p.Name]}
 			}
+			if err := r.hold(ctx); err != nil {
+				return err
+			}
 			job, err := r.s.fleet.CreateJob(ctx, u.Actor, fleet.JobSpec{AgentID: it.AgentID, ChangeID: r.ro.ChangeID,
 				Kind: agentapi.JobRollback, Emergency: r.ro.Emergency, Packages: pkgs, NotBefore: &nb, Deadline: &deadline})
 			if err != nil {
@@ -1252,6 +1314,9 @@ func (r *run) complete(ctx context.Context) error {
 		return err
 	}
 	if c.State != change.Completed {
+		if err := r.hold(ctx); err != nil {
+			return err
+		}
 		_, err = r.s.changes.Complete(ctx, Engine, c.ID, change.Step{Why: "every wave of the rollout passed its gate"})
 	}
 	now := r.now

@@ -60,6 +60,18 @@ func (s rolloutStore) ClaimRollout(ctx context.Context, id, owner string, now, u
 	return n == 1, nil
 }
 
+func (s rolloutStore) RenewRollout(ctx context.Context, id, owner string, until time.Time) (bool, error) {
+	res, err := s.db.w.ExecContext(ctx, `UPDATE rollouts SET lease_until = $3 WHERE id = $1 AND lease_owner = $2`, id, owner, until.UTC())
+	if err != nil {
+		return false, fmt.Errorf("renew the lease of rollout %s: %w", id, translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("renew the lease of rollout %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 func (s rolloutStore) ReleaseRollout(ctx context.Context, id, owner string) error {
 	if _, err := s.db.w.ExecContext(ctx, `UPDATE rollouts SET lease_owner = '', lease_until = NULL WHERE id = $1 AND lease_owner = $2`, id, owner); err != nil {
 		return fmt.Errorf("release rollout %s: %w", id, translate(err))

@@ -142,6 +142,15 @@ func TestRolloutStore(t *testing.T) {
 		if ok, _ := rs.ClaimRollout(ctx, "r1", "b", now.Add(3*time.Minute), now.Add(4*time.Minute)); !ok {
 			t.Error("an expired lease was not taken over")
 		}
+		if ok, _ := rs.RenewRollout(ctx, "r1", "a", now.Add(5*time.Minute)); ok {
+			t.Error("a former holder renewed a lease another replica took over")
+		}
+		if ok, err := rs.RenewRollout(ctx, "r1", "b", now.Add(5*time.Minute)); !ok || err != nil {
+			t.Errorf("the holder's renewal = %v, %v; want true", ok, err)
+		}
+		if ok, _ := rs.ClaimRollout(ctx, "r1", "a", now.Add(4*time.Minute+30*time.Second), now.Add(6*time.Minute)); ok {
+			t.Error("a renewed lease was taken over before its new expiry")
+		}
 		if err := rs.ReleaseRollout(ctx, "r1", "a"); err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +162,12 @@ func TestRolloutStore(t *testing.T) {
 		}
 		if ok, _ := rs.ClaimRollout(ctx, "r1", "a", now.Add(3*time.Minute), now.Add(4*time.Minute)); !ok {
 			t.Error("a released lease could not be claimed")
+		}
+		if err := rs.ReleaseRollout(ctx, "r1", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := rs.RenewRollout(ctx, "r1", "a", now.Add(5*time.Minute)); ok {
+			t.Error("a released lease was renewed")
 		}
 
 		// The deployment log, per asset and per change, in order.
