@@ -16,7 +16,10 @@ import (
 
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/fleet"
+	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
 )
 
@@ -428,7 +431,13 @@ func newChangeMoveCmd(g *globals, m changeMove) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				c, extra, err := m.runner(svc)(ctx, svc, u, args[0], in)
+				run := m.runner(svc)
+				if m.name == "start" {
+					// Starting a change starts its rollout: rings, waves and
+					// agent jobs, which the server's engine then advances.
+					run = rolloutStart(db, svc)
+				}
+				c, extra, err := run(ctx, svc, u, args[0], in)
 				if err != nil {
 					return err
 				}
@@ -731,4 +740,20 @@ func newChangeReviewCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&lessons, "lesson", nil, "a lesson learned (repeatable)")
 	fl.IntVar(&revision, "revision", 0, "the revision you acted on")
 	return cmd
+}
+
+// rolloutStart starts a change through the rollout engine, so that a change
+// started from the shell deploys exactly as one started from the UI.
+func rolloutStart(db *store.DB, svc *change.Service) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
+	return func(ctx context.Context, _ *change.Service, u change.User, id string, in moveInput) (change.Change, string, error) {
+		inv := inventory.NewService(db.Inventory(), nil)
+		fl := fleet.NewService(db.Fleet(), fleet.Options{Windows: fleet.NewAssetWindows(inv, 0, nil)})
+		r := deploy.NewRollouts(db.Rollouts(), svc, fl, policyService(db), deploy.RolloutOptions{})
+		ro, err := r.Start(ctx, u, id, in.why)
+		if err != nil {
+			return change.Change{}, "", err
+		}
+		c, err := svc.Get(ctx, id)
+		return c, fmt.Sprintf("rollout %s: %d waves; the server's rollout engine advances it", ro.ID, len(ro.Waves)), err
+	}
 }

@@ -135,9 +135,9 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
-		Changes: a.changes, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
+		Changes: a.changes, Rollouts: a.rollouts, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
-		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: a.changes, FeedTokens: a.accounts,
+		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: deployingChanges{a.changes, a.rollouts}, FeedTokens: a.accounts,
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
@@ -426,6 +426,20 @@ func (k kickingSyncer) Sync(ctx context.Context, actor audit.Actor, f feeds.Feed
 		k.w.Kick()
 	}
 	return r, err
+}
+
+// deployingChanges is the change service as the UI uses it: starting a
+// change starts its rollout.
+type deployingChanges struct {
+	*change.Service
+	rollouts *deploy.Rollouts
+}
+
+func (d deployingChanges) Start(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error) {
+	if _, err := d.rollouts.Start(ctx, u, id, st.Why); err != nil {
+		return change.Change{}, err
+	}
+	return d.Service.Get(ctx, id)
 }
 
 // rematch re-evaluates an asset when its agent reports a new inventory.

@@ -108,7 +108,13 @@ var changeActions = []changeAction{
 		}},
 	{"start", auth.PermChangeOperate, "Start deployment (needs a passing test run since the last edit where the policy requires testing)",
 		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.Start(r.Context(), u, id, step(in)))
+			if a.Rollouts == nil {
+				return plain(a.Changes.Start(r.Context(), u, id, step(in)))
+			}
+			if _, err := a.Rollouts.Start(r.Context(), u, id, in.Why); err != nil {
+				return ChangeResult{}, err
+			}
+			return plain(a.Changes.Get(r.Context(), id))
 		}},
 	{"complete", auth.PermChangeOperate, "Complete a deployed change (every requested sign-off given; an emergency needs its post-incident review)",
 		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {

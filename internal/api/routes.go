@@ -8,6 +8,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
@@ -38,8 +39,16 @@ type API struct {
 	// tokens (which need Accounts).
 	Changes  *change.Service
 	Calendar CalendarSource
+	// Rollouts, when set, is how a change starts: its rollout (rings,
+	// waves, agent jobs) starts with it.
+	Rollouts RolloutStarter
 	Log      *slog.Logger
 	Version  string
+}
+
+// RolloutStarter starts a change's rollout; *deploy.Rollouts implements it.
+type RolloutStarter interface {
+	Start(ctx context.Context, u change.User, changeID, why string) (deploy.Rollout, error)
 }
 
 // FindingsReader lists findings; *match.Service implements it.

@@ -146,8 +146,10 @@ func (s *Rollouts) Start(ctx context.Context, u change.User, changeID, why strin
 	if err != nil {
 		return Rollout{}, err
 	}
-	if c.State != change.Scheduled {
-		return Rollout{}, errs.E(errs.Conflict, "change %s is %s; only a scheduled change can be rolled out", c.ID, c.State)
+	// The change's own state machine says why it cannot start, and what
+	// can be done from where it stands.
+	if _, err := change.Next(c.State, change.ActStart); err != nil {
+		return Rollout{}, err
 	}
 	if _, err := s.store.RolloutByChange(ctx, c.ID); err == nil {
 		return Rollout{}, errs.E(errs.Conflict, "change %s already has a rollout", c.ID)
