@@ -580,6 +580,15 @@ func (r *run) step(ctx context.Context) error {
 	}
 	switch r.ro.State {
 	case RolloutRunning:
+		// Someone may have halted or cancelled the change itself (the
+		// change API, not the rollout's): then no further job may go out.
+		c, err := r.s.changes.Get(ctx, r.ro.ChangeID)
+		if err != nil {
+			return err
+		}
+		if c.State != change.InProgress {
+			return r.stopForChange(ctx, c.State)
+		}
 		return r.progress(ctx)
 	case RolloutRollingBack:
 		return r.rollingBack(ctx)
@@ -1146,6 +1155,29 @@ func (r *run) halt(ctx context.Context, reason string, u change.User, byGate boo
 		return r.rollback(ctx, Engine, "automatic rollback (policy rollback.auto_on_halt): "+reason)
 	}
 	return nil
+}
+
+// stopForChange stops a running rollout whose change left in_progress
+// outside the engine: queued jobs are cancelled and the rollout halts (the
+// change was halted: an operator may resume or roll back) or ends (the
+// change was cancelled, rolled back or completed by hand).
+func (r *run) stopForChange(ctx context.Context, st change.State) error {
+	reason := fmt.Sprintf("the change is %s; the rollout issues no further jobs", st)
+	if err := r.cancelQueued(ctx, Engine.Actor, reason); err != nil {
+		return err
+	}
+	now := r.now
+	var waves []int
+	if wi := r.ro.current(); wi >= 0 {
+		r.ro.Waves[wi].State, r.ro.Waves[wi].FinishedAt = WaveHalted, &now
+		waves = append(waves, wi)
+	}
+	r.ro.State, r.ro.Reason = RolloutHalted, reason
+	if st != change.Halted {
+		r.ro.State, r.ro.FinishedAt = RolloutAborted, &now
+	}
+	return r.saveState(ctx, audit.Record{Actor: Engine.Actor, Action: "rollout.halt", ObjectType: "rollout", ObjectID: r.ro.ID,
+		After: map[string]any{"state": r.ro.State, "change_state": st}, Reason: reason}, waves...)
 }
 
 // changeTo moves the change toward want (halted, in progress, rolled back,
