@@ -246,7 +246,9 @@ func (t fakeTx) AppendAudit(_ context.Context, rec audit.Record) error {
 	return nil
 }
 
-func (t fakeTx) LockRollout(ctx context.Context, id string) (Rollout, error) { return t.GetRollout(ctx, id) }
+func (t fakeTx) LockRollout(ctx context.Context, id string) (Rollout, error) {
+	return t.GetRollout(ctx, id)
+}
 
 func (t fakeTx) InsertRollout(_ context.Context, r Rollout) error {
 	t.mu.Lock()
