@@ -97,7 +97,7 @@ var subcommands = []func(*globals) *cobra.Command{
 	newRiskCmd,
 	newWorklistCmd,
 	newExceptionCmd,
-	newChangeCmd,
+	withProposals(newChangeCmd),
 	newCalendarCmd,
 }
 

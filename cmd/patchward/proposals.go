@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/policy"
+)
+
+// withProposals adds `proposals` to the change command mk builds; it
+// wraps the constructor so the change command's own file need not know
+// about it.
+func withProposals(mk func(*globals) *cobra.Command) func(*globals) *cobra.Command {
+	return func(g *globals) *cobra.Command {
+		cmd := mk(g)
+		cmd.AddCommand(newChangeProposalsCmd(g))
+		return cmd
+	}
+}
+
+func newChangeProposalsCmd(g *globals) *cobra.Command {
+	var (
+		since  string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "proposals",
+		Short: "Vulnerabilities that entered the top risk tier through CISA KEV and no change covers yet",
+		Long: `Lists the open findings whose risk history shows a CISA KEV listing put them in
+the top risk tier, grouped per vulnerability with the affected assets and the
+fixed versions, leaving out findings a change (other than a cancelled one)
+already links. Each is a proposed emergency change; --json prints the draft
+change record with each proposal.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := policy.ParseDuration(since)
+			if err != nil || d.Approx() <= 0 {
+				return errs.E(errs.Invalid, "--since %q: want a positive duration such as 30d or 72h", since)
+			}
+			from := d.Neg().AddTo(time.Now().UTC(), time.UTC)
+			db, err := g.openDB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			ps, err := change.NewProposals(db.Proposals(), policyService(db)).EmergencyProposals(cmd.Context(), from)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				type withDraft struct {
+					change.Proposal
+					Draft change.Change `json:"draft"`
+				}
+				out := make([]withDraft, len(ps))
+				for i, p := range ps {
+					out[i] = withDraft{p, p.Draft()}
+				}
+				return printJSON(w, out)
+			}
+			if len(ps) == 0 {
+				_, err := fmt.Fprintf(w, "No open finding entered the top tier through KEV since %s without a change.\n", from.Format(time.RFC3339))
+				return err
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "VULNERABILITY\tTIER\tSCORE\tSINCE\tASSETS\tFIX")
+			for _, p := range ps {
+				names := make([]string, len(p.Assets))
+				for i, a := range p.Assets {
+					names[i] = a.AssetName
+				}
+				fix := make([]string, len(p.Patches))
+				for i, pt := range p.Patches {
+					fix[i] = pt.Package + " " + pt.TargetVersion
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\n", p.VulnID, p.Tier, p.Score, p.EnteredAt.Format(time.RFC3339),
+					strings.Join(names, ", "), orDash(strings.Join(fix, ", ")))
+			}
+			return tw.Flush()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "30d", "how far back a KEV listing counts (30d, 72h)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON, each proposal with its draft emergency change")
+	return cmd
+}
