@@ -135,9 +135,10 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
-		Changes: a.changes, Rollouts: a.rollouts, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
+		Changes: a.changes, Rollouts: a.rollouts, Proposals: change.NewProposals(db.Proposals(), a.policies), Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: deployingChanges{a.changes, a.rollouts}, FeedTokens: a.accounts,
+		Rollouts: a.rollouts, Jobs: a.fleet, Proposals: change.NewProposals(db.Proposals(), a.policies),
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)

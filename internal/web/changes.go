@@ -200,7 +200,20 @@ func (ui *UI) newChange(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		packages []string
 	)
 	seenPatch := map[string]bool{}
-	for _, id := range cleanValues(q["finding"]) {
+	fromFindings := cleanValues(q["finding"])
+	if q.Get("proposal") != "" && ui.cfg.Proposals != nil {
+		// An emergency proposal's "Draft emergency change": the form is
+		// Proposal.Draft, so it says what the proposals page said.
+		draft, err := ui.proposalDraft(ctx, q)
+		if err != nil {
+			return err
+		}
+		for k, vs := range draft {
+			vals[k] = vs
+		}
+		typ, assets, fromFindings = change.Type(draft.Get("type")), draft["asset"], nil
+	}
+	for _, id := range fromFindings {
 		if ui.cfg.Findings == nil {
 			break
 		}
@@ -226,9 +239,12 @@ func (ui *UI) newChange(w http.ResponseWriter, r *http.Request, _ auth.Principal
 			packages = append(packages, f.Package)
 		}
 	}
-	vals["asset"] = assets
-	vals["advisory"] = vulns
+	if fromFindings != nil {
+		vals["asset"] = assets
+		vals["advisory"] = vulns
+	}
 	switch {
+	case vals.Get("title") != "":
 	case len(packages) == 1 && vals.Get("version") != "":
 		vals.Set("title", fmt.Sprintf("Update %s to %s (%s)", packages[0], vals.Get("version"), strings.Join(vulns, ", ")))
 	case len(vulns) > 0:
@@ -662,6 +678,8 @@ type changeView struct {
 	FailedWhy string
 	Audit     string
 	MaxUpload string
+	// Deploy is the change's rollout; nil before it starts.
+	Deploy *deploymentView
 }
 
 type transitionRow struct {
@@ -845,9 +863,15 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 			v.DecideHint = fmt.Sprintf("Your role (%s) carries none of the policy roles that approve this change.", label(p.Role))
 		}
 	}
+	if v.Deploy, err = ui.deployment(ctx, p, c.ID, zones); err != nil {
+		return v, err
+	}
 	for _, m := range change.MovesFrom(c.State) {
 		info, ok := actionInfo[m.Action]
 		if !ok || !p.Can(info.perm) {
+			continue
+		}
+		if v.Deploy != nil && v.Deploy.Active && slices.Contains(steeredByRollout, m.Action) {
 			continue
 		}
 		v.Actions = append(v.Actions, actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: info.needsWhy,
@@ -957,6 +981,8 @@ func (ui *UI) actChange(w http.ResponseWriter, r *http.Request, p auth.Principal
 		err = errs.E(errs.Invalid, "%q is not an action a change page offers", act)
 	case !p.Can(info.perm):
 		err = errs.E(errs.Forbidden, "your role (%s) may not %s a change", label(p.Role), strings.ReplaceAll(string(act), "_", " "))
+	case slices.Contains(steeredByRollout, act):
+		err = ui.rolloutSteers(ctx, id, act)
 	}
 	if err == nil {
 		u, st, svc := changeUser(r, p), change.Step{Why: why, Revision: rev}, ui.cfg.Changes

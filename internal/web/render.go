@@ -96,6 +96,15 @@ func (ui *UI) routes() []route {
 			// The service checks the signer holds the policy role's grant.
 			route{"POST /changes/{id}/signoff", auth.PermChangeWrite, ui.signOffChange},
 			route{"POST /changes/{id}/review", auth.PermChangeWrite, ui.reviewChange})
+		if ui.cfg.Rollouts != nil {
+			rs = append(rs,
+				route{"GET /changes/{id}/log", auth.PermChangeRead, ui.deploymentLog},
+				route{"POST /changes/{id}/rollout", auth.PermChangeOperate, ui.operateRollout},
+				route{"POST /changes/{id}/rollout/manual", auth.PermChangeOperate, ui.recordManual})
+		}
+		if ui.cfg.Proposals != nil {
+			rs = append(rs, route{"GET /proposals", auth.PermChangeRead, ui.listProposals})
+		}
 	}
 	if ui.cfg.Policy != nil {
 		rs = append(rs, route{"GET /calendar", auth.PermCalendarRead, ui.calendarPage})
@@ -219,6 +228,7 @@ func (ui *UI) nav(r *http.Request, p auth.Principal) []navItem {
 	add("Feeds", "/feeds", auth.PermAssetRead, ui.cfg.Advisories != nil)
 	add("Exceptions", "/exceptions", auth.PermRiskRead, ui.cfg.Exceptions != nil)
 	add("Changes", "/changes", auth.PermChangeRead, ui.cfg.Changes != nil)
+	add("Proposals", "/proposals", auth.PermChangeRead, ui.cfg.Changes != nil && ui.cfg.Proposals != nil)
 	add("Calendar", "/calendar", auth.PermCalendarRead, ui.cfg.Policy != nil)
 	add("Policy", "/policy", auth.PermPolicyRead, ui.cfg.Policy != nil)
 	add("Import", "/import", auth.PermAssetImport, ui.cfg.Importer != nil)
@@ -297,6 +307,7 @@ func funcs(st *staticFiles) template.FuncMap {
 		"score":        fmtScore,
 		"decisionForm": decisionForm,
 		"changeURL":    changeURL,
+		"logURL":       logURL,
 	}
 }
 
@@ -375,6 +386,11 @@ var labels = map[string]string{
 	"completed": "Completed", "halted": "Halted", "rolled_back": "Rolled back", "cancelled": "Cancelled",
 	"standard": "Standard", "normal": "Normal", "emergency": "Emergency", "pass": "Pass", "fail": "Fail", "skipped": "Skipped",
 	"window": "Maintenance window", "freeze": "Freeze", "asset-window": "Asset window",
+	// Rollouts, waves, items and gate verdicts.
+	"running": "Running", "paused": "Paused", "rolling_back": "Rolling back", "awaiting_completion": "Awaiting completion",
+	"aborted": "Aborted", "pending": "Pending", "soaking": "Soaking", "passed": "Passed", "queued": "Queued",
+	"succeeded": "Succeeded", "failed": "Failed", "done": "Done",
+	"advance": "Advance", "wait": "Wait", "halt": "Halt", "blocked": "Blocked",
 	"other": "Other", "finding": "Finding", "asset": "Asset", "group": "Group", "continue": "Continue", "revoke": "Revoke",
 }
 

@@ -6,7 +6,9 @@
 // the policy in force with its editor, and exceptions (risk acceptances)
 // from request to approval and review; change control: change records
 // made from findings, their approvals, test runs with evidence, sign-offs
-// and state moves, and the rolling maintenance calendar. It needs no
+// and state moves, the rolling maintenance calendar, each change's
+// rollout (waves, gates, operator actions, manual tasks, verification)
+// with a per-asset deployment log, and emergency proposals. It needs no
 // JavaScript and no front-end build step: templates and static files are
 // embedded and parsed once at start-up, and every page is rendered to a
 // buffer before a byte is written, so a template failure becomes a clean
@@ -14,7 +16,8 @@
 //
 // The package declares the narrow interfaces it consumes (Accounts,
 // Inventory, Importer, AuditLog, FindingsReader, AdvisoryReader, RiskReader,
-// ExceptionService, PolicyService, ChangeService); main wires the real
+// ExceptionService, PolicyService, ChangeService, RolloutService,
+// JobReader, ProposalReader); main wires the real
 // services in.
 package web
 
@@ -236,6 +239,22 @@ type Config struct {
 	// Changes enables /changes (change records from draft to completed)
 	// and the "Create change" links on the worklist and finding pages.
 	Changes ChangeService
+	// Rollouts adds the Deployment section to a change page (waves,
+	// items, gates, the operator's pause, resume, abort and roll back,
+	// manual task outcomes, the not-converged list) and each asset's
+	// deployment log at /changes/{id}/log?asset=ID. While a rollout is
+	// active it steers the change: the change's own halt, resume, roll
+	// back, complete and cancel give way to the rollout's operations.
+	Rollouts RolloutService
+	// Jobs lets the deployment log show each job step's command and
+	// output as the agent reported them; without it the log shows step
+	// names and exit codes only.
+	Jobs JobReader
+	// Proposals enables /proposals: vulnerabilities that entered the top
+	// risk tier through CISA KEV and no change covers yet, each with a
+	// button that opens the new-change form pre-filled as an emergency.
+	// It needs Changes.
+	Proposals ProposalReader
 	// FeedTokens lets /calendar make a personal iCalendar feed link
 	// (a read-only feed token); without it the page explains how to get
 	// one from the JSON API.
