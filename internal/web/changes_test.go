@@ -43,7 +43,11 @@ type changeEnv struct {
 	feeds *fakeFeedTokens
 }
 
-func newChangeEnv(t *testing.T) *changeEnv {
+func newChangeEnv(t *testing.T) *changeEnv { t.Helper(); return newChangeEnvWith(t, nil) }
+
+// newChangeEnvWith is newChangeEnv with more wiring: with, if not nil,
+// may change the UI's config on the same database before the UI is built.
+func newChangeEnvWith(t *testing.T, with func(db *store.DB, cfg *Config)) *changeEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite, store.Options{})
@@ -82,8 +86,12 @@ func newChangeEnv(t *testing.T) *changeEnv {
 	}}
 	e := &env{t: t, accounts: newFakeAccounts(), logs: &bytes.Buffer{}, findings: ff, risk: newFakeRisk()}
 	feeds := &fakeFeedTokens{}
-	ui, err := New(Config{Accounts: e.accounts, Inventory: inv, Findings: ff, Risk: e.risk, Policy: policies, Changes: svc, FeedTokens: feeds,
-		Now: func() time.Time { return riskNow }, Log: slog.New(slog.NewTextHandler(e.logs, nil))})
+	cfg := Config{Accounts: e.accounts, Inventory: inv, Findings: ff, Risk: e.risk, Policy: policies, Changes: svc, FeedTokens: feeds,
+		Now: func() time.Time { return riskNow }, Log: slog.New(slog.NewTextHandler(e.logs, nil))}
+	if with != nil {
+		with(db, &cfg)
+	}
+	ui, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
