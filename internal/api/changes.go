@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 )
 
@@ -33,10 +35,12 @@ type ActionRequest struct {
 }
 
 // ChangeResult is a change after a write; approve adds how far the
-// approvals meet the policy.
+// approvals meet the policy, and a move that started or steered the
+// change's rollout adds the rollout as it stands after it.
 type ChangeResult struct {
 	change.Change
 	ApprovalStatus *change.ApprovalStatus `json:"approval_status,omitempty"`
+	Rollout        *deploy.Rollout        `json:"rollout,omitempty"`
 }
 
 // ApprovalsResult is a change's approvals, expired ones included, and how
@@ -114,28 +118,34 @@ var changeActions = []changeAction{
 			if _, err := a.Rollouts.Start(r.Context(), u, id, in.Why); err != nil {
 				return ChangeResult{}, err
 			}
-			return plain(a.Changes.Get(r.Context(), id))
+			return a.withRollout(r.Context(), id)
 		}},
-	{"complete", auth.PermChangeOperate, "Complete a deployed change (every requested sign-off given; an emergency needs its post-incident review)",
-		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.Complete(r.Context(), u, id, step(in)))
-		}},
-	{"halt", auth.PermChangeOperate, "Halt a deployment in progress (why required)",
-		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.Halt(r.Context(), u, id, step(in)))
-		}},
-	{"resume", auth.PermChangeOperate, "Resume a halted deployment",
-		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.Resume(r.Context(), u, id, step(in)))
-		}},
-	{"rollback", auth.PermChangeOperate, "Record that a change in progress or halted was rolled back (why: which trigger fired)",
-		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.RollBack(r.Context(), u, id, step(in)))
-		}},
-	{"cancel", auth.PermChangeWrite, "Cancel a change that has not started, or a halted one (why required)",
-		func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-			return plain(a.Changes.Cancel(r.Context(), u, id, step(in)))
-		}},
+	{"complete", auth.PermChangeOperate, "Complete a deployed change (every requested sign-off given; an emergency needs its post-incident review). With a rollout: only once it awaits completion",
+		viaRollout(change.ActComplete, (*change.Service).Complete)},
+	{"halt", auth.PermChangeOperate, "Halt a deployment in progress (why required); its rollout halts with it and cancels its queued jobs",
+		viaRollout(change.ActHalt, (*change.Service).Halt)},
+	{"resume", auth.PermChangeOperate, "Resume a halted deployment; with a rollout (why then required) the rollout resumes too, retrying the halted wave's failed assets",
+		viaRollout(change.ActResume, (*change.Service).Resume)},
+	{"rollback", auth.PermChangeOperate, "Roll back a change in progress or halted (why: which trigger fired). With a rollout, rollback jobs go to every asset it changed and the change is rolled back when they succeed; without one, records that it was rolled back",
+		viaRollout(change.ActRollBack, (*change.Service).RollBack)},
+	{"cancel", auth.PermChangeWrite, "Cancel a change that has not started, or a halted one (why required); a halted change's rollout is aborted",
+		viaRollout(change.ActCancel, (*change.Service).Cancel)},
+}
+
+// viaRollout is a change-level move that acts through the change's rollout
+// while the engine still advances one (throughRollout), and through the
+// change service alone otherwise.
+func viaRollout(act change.Action, move func(*change.Service, context.Context, change.User, string, change.Step) (change.Change, error)) func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
+	return func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
+		if out, handled, err := a.throughRollout(r, u, id, act, in); handled || err != nil {
+			return out, err
+		}
+		c, err := move(a.Changes, r.Context(), u, id, step(in))
+		if err != nil {
+			return ChangeResult{}, err
+		}
+		return a.attachRollout(r.Context(), c)
+	}
 }
 
 func noteOf(in ActionRequest) string {

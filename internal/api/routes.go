@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
@@ -40,15 +41,49 @@ type API struct {
 	Changes  *change.Service
 	Calendar CalendarSource
 	// Rollouts, when set, is how a change starts: its rollout (rings,
-	// waves, agent jobs) starts with it.
-	Rollouts RolloutStarter
-	Log      *slog.Logger
-	Version  string
+	// waves, agent jobs) starts with it, the rollout routes are offered,
+	// and a change's halt, resume, roll back, cancel and complete act on
+	// its rollout (rollouts.go says how).
+	Rollouts RolloutService
+	// Proposals, with Changes, serves emergency proposals and drafts the
+	// emergency change one stands for.
+	Proposals ProposalLister
+	// Clock is the time relative windows (?since=30d) count back from;
+	// nil means time.Now.
+	Clock   func() time.Time
+	Log     *slog.Logger
+	Version string
 }
 
-// RolloutStarter starts a change's rollout; *deploy.Rollouts implements it.
-type RolloutStarter interface {
+// RolloutService is the rollout engine as the API uses it;
+// *deploy.Rollouts implements it.
+type RolloutService interface {
 	Start(ctx context.Context, u change.User, changeID, why string) (deploy.Rollout, error)
+	Get(ctx context.Context, id string) (deploy.Rollout, error)
+	ByChange(ctx context.Context, changeID string) (deploy.Rollout, error)
+	List(ctx context.Context, f deploy.RolloutFilter) ([]deploy.Rollout, error)
+	DeploymentLog(ctx context.Context, changeID, assetID string) ([]deploy.LogEntry, error)
+	NotConverged(ctx context.Context, changeID string) ([]deploy.Convergence, error)
+	Pause(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
+	Resume(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
+	Abort(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
+	RollBack(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
+	RecordManual(ctx context.Context, u change.User, rolloutID, itemID, outcome, note string) (deploy.Rollout, error)
+	// Tick advances every active rollout once; a change-level move calls
+	// it so the rollout has caught up with the change before the reply.
+	Tick(ctx context.Context) error
+}
+
+// ProposalLister lists emergency proposals; *change.Proposals implements it.
+type ProposalLister interface {
+	EmergencyProposals(ctx context.Context, since time.Time) ([]change.Proposal, error)
+}
+
+func (a *API) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // FindingsReader lists findings; *match.Service implements it.
@@ -84,6 +119,12 @@ func (a *API) Routes() []Route {
 	}
 	if a.Calendar != nil {
 		rs = append(rs, a.calendarRoutes(a.Calendar)...)
+	}
+	if a.Changes != nil && a.Rollouts != nil {
+		rs = append(rs, a.rolloutRoutes(a.Rollouts)...)
+	}
+	if a.Changes != nil && a.Proposals != nil {
+		rs = append(rs, a.proposalRoutes(a.Proposals)...)
 	}
 	rs = append(rs, Route{Method: "GET", Path: "/openapi.json", Tag: "meta", Summary: "This OpenAPI document",
 		Perm: auth.PermAuthenticated, Resp: map[string]any{},
