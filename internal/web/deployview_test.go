@@ -45,7 +45,9 @@ func (f *fakeRollouts) DeploymentLog(_ context.Context, changeID, assetID string
 	return out, nil
 }
 
-func (f *fakeRollouts) NotConverged(context.Context, string) ([]deploy.Convergence, error) { return f.nc, nil }
+func (f *fakeRollouts) NotConverged(context.Context, string) ([]deploy.Convergence, error) {
+	return f.nc, nil
+}
 
 func (f *fakeRollouts) Pause(context.Context, change.User, string, string) (deploy.Rollout, error) {
 	return f.ro, nil
