@@ -22,8 +22,10 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/feeds"
+	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
 	"github.com/patchward/patchward/internal/policy"
@@ -543,6 +545,8 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, inv, findings, policies, engine := riskWorld(t, ctx, quiet)
 	changes := change.NewService(db.Changes(), policies, db.Risk(), nil)
+	jobs := fleet.NewService(db.Fleet(), fleet.Options{Log: quiet})
+	rollouts := deploy.NewRollouts(db.Rollouts(), changes, jobs, policies, deploy.RolloutOptions{Log: quiet})
 
 	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	for _, u := range []auth.NewUser{
@@ -555,7 +559,7 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		}
 	}
 	ui, err := New(Config{Accounts: accounts, Inventory: inv, Findings: findings, Advisories: db.Feeds(),
-		Risk: engine, Exceptions: engine, Policy: policies, Changes: changes, Log: quiet})
+		Risk: engine, Exceptions: engine, Policy: policies, Changes: startingChanges{changes, rollouts}, Rollouts: rollouts, Jobs: jobs, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,6 +676,29 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	}
 	if got := text("#approval-status"); got != "Requirement met" {
 		t.Errorf("approval status = %q", got)
+	}
+	// Scheduled and started, the change is deployed by its rollout: the
+	// Deployment section replaces the change's own halt, and a pause
+	// must say why.
+	do("schedule", chromedp.Click(chromedp.CSS(`#act-schedule button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("done")))
+	do("start", chromedp.SendKeys(chromedp.ID("why-start"), "Sunday night window"),
+		chromedp.Click(chromedp.CSS(`#act-start button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("deployment")))
+	if got := text("#rollout-state"); !strings.Contains(got, "Running") {
+		t.Errorf("rollout state = %q; want Running", got)
+	}
+	if n := run(t, b.ctx, chromedp.EvaluateAsDevTools[int](`document.querySelectorAll("#act-halt").length`)); n != 0 {
+		t.Error("the change's own halt is offered while its rollout runs")
+	}
+	do("pause with a why",
+		chromedp.SendKeys(chromedp.ID("rollout-why-pause"), "Lab asks to wait for the QC run"),
+		chromedp.Click(chromedp.CSS(`#rollout-pause button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("rollout-resume")),
+	)
+	if got := text("#rollout-reason"); got != "Lab asks to wait for the QC run" {
+		t.Errorf("rollout reason after pause = %q", got)
+	}
+	if got := text("#rollout-state"); !strings.Contains(got, "Paused") {
+		t.Errorf("rollout state after pause = %q", got)
 	}
 	do("changes list", chromedp.Navigate(srv.URL+"/changes"), chromedp.WaitVisible(chromedp.ID("change-table")))
 	do("calendar", chromedp.Navigate(srv.URL+"/calendar"), chromedp.WaitVisible(chromedp.ID("agenda")))
