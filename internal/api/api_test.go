@@ -19,6 +19,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
@@ -56,6 +57,8 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	a.Risk = risk.NewService(db.Risk(), a.Policies, fakeIntel{}, risk.Options{Log: a.Log})
 	a.Changes = change.NewService(db.Changes(), a.Policies, db.Risk(), nil)
 	a.Calendar = &api.PolicyCalendar{Policies: a.Policies, Inventory: a.Inventory}
+	a.Rollouts = deploy.NewRollouts(db.Rollouts(), a.Changes, a.Fleet, a.Policies, deploy.RolloutOptions{})
+	a.Proposals = change.NewProposals(db.Proposals(), a.Policies)
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {
 		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: "user-" + string(role), Role: role, Password: "correct horse battery " + string(role)})

@@ -100,7 +100,7 @@ func (a *API) rolloutRoutes(ro RolloutService) []Route {
 		{Method: "GET", Path: "/changes/{id}/deployment-log", Tag: "rollouts",
 			Summary: "A change's deployment log, oldest first: per asset the patches, timestamps, the operator or agent, the job's validation steps and any deviation",
 			Perm:    read, Query: []Param{{Name: "asset", Description: "asset ID: that asset's log only"}},
-			Resp:    []deploy.LogEntry{},
+			Resp: []deploy.LogEntry{},
 			Handle: func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 				id := r.PathValue("id")
 				if _, err := a.Changes.Get(r.Context(), id); err != nil {

@@ -30,9 +30,14 @@ func newRolloutEnv(t *testing.T, db *store.DB) *rolloutEnv {
 	e.ro = deploy.NewRollouts(db.Rollouts(), e.a.Changes, fl, e.a.Policies, deploy.RolloutOptions{Now: e.clock.Now})
 	e.a.Rollouts = e.ro
 	e.a.Clock = e.clock.Now
+	e.rebuild()
+	return e
+}
+
+// rebuild serves the API's routes as they are now.
+func (e *rolloutEnv) rebuild() {
 	onErr := func(w http.ResponseWriter, r *http.Request, err error) { api.WriteError(w, r, e.a.Log, err) }
 	e.h = authn.Middleware(e.a.Accounts, onErr)(api.Handler(e.a.Routes(), e.a.Log))
-	return e
 }
 
 // started carries a fresh change on the LIS through approval and a
@@ -280,4 +285,103 @@ func verifyRolloutAudit(t *testing.T, e *rolloutEnv, actions ...string) {
 			t.Errorf("audit trail lacks %s (has %v)", a, have)
 		}
 	}
+}
+
+// TestChangeMovesFollowRollout: while a change has an active rollout, the
+// change-level halt, resume, roll back, cancel and complete act through
+// it, so the two never disagree; illegal moves are refused by the
+// change's state machine with its words, a missing why before either
+// half moves.
+func TestChangeMovesFollowRollout(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newRolloutEnv(t, db)
+		agree := func(what string, r api.ChangeResult, cs change.State, rs deploy.RolloutState) {
+			t.Helper()
+			if r.Rollout == nil {
+				t.Fatalf("%s: reply has no rollout", what)
+			}
+			ro := e.rollout(r.ID)
+			if r.State != cs || r.Rollout.State != rs || ro.State != rs {
+				t.Errorf("%s: change %s, rollout %s (stored %s); want %s and %s", what, r.State, r.Rollout.State, ro.State, cs, rs)
+			}
+		}
+
+		// Halt: the engine halts the rollout and says why; resume brings
+		// both back.
+		c, ro := e.started("olga")
+		_, eb := e.act("olga", c, "halt", map[string]any{"why": "x", "revision": c.Revision + 3}, http.StatusConflict)
+		wantMsg(t, "stale halt", eb, "changed since you loaded it")
+		r, _ := e.act("olga", c, "halt", map[string]any{"why": "QC out of range on CHEM-01"}, http.StatusOK)
+		agree("halt", r, change.Halted, deploy.RolloutHalted)
+		if !strings.Contains(r.Rollout.Reason, "the change is halted") {
+			t.Errorf("halted rollout's reason = %q", r.Rollout.Reason)
+		}
+		_, eb = e.act("olga", r.Change, "halt", map[string]any{"why": "again"}, http.StatusConflict)
+		wantMsg(t, "halt a halted change", eb, "cannot halt a change that is halted")
+		_, eb = e.act("olga", r.Change, "resume", nil, http.StatusBadRequest)
+		if eb.Fields["why"] == "" {
+			t.Errorf("resume without why: fields = %v", eb.Fields)
+		}
+		agree("refused resume", api.ChangeResult{Change: r.Change, Rollout: r.Rollout}, change.Halted, deploy.RolloutHalted)
+		r, _ = e.act("olga", r.Change, "resume", map[string]any{"why": "QC back in range"}, http.StatusOK)
+		agree("resume a halted rollout", r, change.InProgress, deploy.RolloutRunning)
+
+		// A paused rollout stays paused under a halted change; resuming
+		// the change resumes both.
+		e.rolloutAct("olga", ro.ID, "pause", api.RolloutActionRequest{Why: "vendor call at 9"}, http.StatusOK)
+		r, _ = e.act("olga", r.Change, "halt", map[string]any{"why": "vendor asks to stop"}, http.StatusOK)
+		agree("halt with a paused rollout", r, change.Halted, deploy.RolloutPaused)
+		r, _ = e.act("root", r.Change, "resume", map[string]any{"why": "vendor agrees"}, http.StatusOK)
+		agree("resume with a paused rollout", r, change.InProgress, deploy.RolloutRunning)
+
+		// Complete is the engine's while waves still run.
+		_, eb = e.act("olga", r.Change, "complete", nil, http.StatusConflict)
+		wantMsg(t, "complete during the rollout", eb, "is being deployed by rollout", "running")
+		// Cancel needs a halted change, then aborts the rollout.
+		_, eb = e.act("ann", r.Change, "cancel", map[string]any{"why": "superseded"}, http.StatusConflict)
+		wantMsg(t, "cancel in progress", eb, "cannot cancel a change that is in_progress")
+		r, _ = e.act("olga", r.Change, "halt", map[string]any{"why": "superseded by the vendor's cumulative update"}, http.StatusOK)
+		// Cancelling a deployment is aborting its rollout: an operator's
+		// job, not an approver's.
+		_, eb = e.act("ann", r.Change, "cancel", map[string]any{"why": "superseded"}, http.StatusForbidden)
+		wantMsg(t, "cancel by an approver", eb, "may not abort a rollout")
+		r, _ = e.act("olga", r.Change, "cancel", map[string]any{"why": "superseded by the vendor's cumulative update"}, http.StatusOK)
+		agree("cancel", r, change.Cancelled, deploy.RolloutAborted)
+		// The rollout has ended: the change's own state machine answers.
+		_, eb = e.act("olga", r.Change, "resume", map[string]any{"why": "x"}, http.StatusConflict)
+		wantMsg(t, "resume a cancelled change", eb, "cancelled is final")
+
+		// Roll back: the rollout rolls back, and with nothing installed the
+		// engine's step in the same request rolls the change back.
+		c2, _ := e.started("olga")
+		_, eb = e.act("olga", c2, "rollback", nil, http.StatusBadRequest)
+		if eb.Fields["why"] == "" {
+			t.Errorf("rollback without why: fields = %v", eb.Fields)
+		}
+		r, _ = e.act("olga", c2, "rollback", map[string]any{"why": "trigger: abnormal QC"}, http.StatusOK)
+		agree("rollback", r, change.RolledBack, deploy.RolloutRolledBack)
+
+		// Complete once the rollout awaits a missing sign-off.
+		body := e.draftJSON(change.Normal, e.lis.ID)
+		body["sign_offs"] = []map[string]any{{"role": "laboratory-director"}}
+		var d change.Change
+		e.do("olga", "POST", "/changes", body, http.StatusCreated, &d)
+		r, _ = e.act("olga", d, "submit", nil, http.StatusOK)
+		r, _ = e.act("bob", r.Change, "approve", nil, http.StatusOK)
+		r, _ = e.act("root", r.Change, "approve", nil, http.StatusOK)
+		r, _ = e.act("olga", r.Change, "schedule", nil, http.StatusOK)
+		e.passRun("olga", r.Change)
+		r, _ = e.act("olga", r.Change, "start", map[string]any{"why": "tonight"}, http.StatusOK)
+		it := manualItem(t, *r.Rollout)
+		var ro4 deploy.Rollout
+		e.do("olga", "POST", "/rollouts/"+r.Rollout.ID+"/items/"+it.ID+"/manual",
+			api.ManualOutcomeRequest{Outcome: deploy.ManualDone, Note: "installed; QC passed"}, http.StatusOK, &ro4)
+		if ro4.State != deploy.RolloutAwaitingCompletion || !strings.Contains(ro4.Reason, "laboratory-director") {
+			t.Fatalf("rollout after its task = %s %q; want awaiting the sign-off", ro4.State, ro4.Reason)
+		}
+		var signed change.Change
+		e.do("cat", "POST", "/changes/"+d.ID+"/sign-offs", api.SignOffRequest{Role: "laboratory-director", Note: "QC within limits"}, http.StatusOK, &signed)
+		r, _ = e.act("olga", signed, "complete", map[string]any{"why": "signed off"}, http.StatusOK)
+		agree("complete awaiting", r, change.Completed, deploy.RolloutCompleted)
+	})
 }
