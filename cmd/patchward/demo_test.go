@@ -29,7 +29,7 @@ func TestDemoSeedPrioritises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildApp(db, signer, slog.New(slog.DiscardHandler))
+	a, err := buildApp(db, signer, slog.New(slog.DiscardHandler), appOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	pwmatch "github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/notify"
 	"github.com/patchward/patchward/internal/policy"
 	"github.com/patchward/patchward/internal/risk"
 	"github.com/patchward/patchward/internal/server"
@@ -47,6 +48,8 @@ type serveFlags struct {
 	feedsConfig  string
 	riskEvery    time.Duration
 	rolloutEvery time.Duration
+	// smtpURL, notifyFrom and notifyTo send e-mail when a rollout halts.
+	smtpURL, notifyFrom, notifyTo string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -74,6 +77,9 @@ approver once.`,
 	fl.StringVar(&f.tlsKey, "tls-key", envOr("PATCHWARD_TLS_KEY", ""), "TLS private key file")
 	fl.DurationVar(&f.checkpoints, "checkpoint-every", time.Minute, "how often to sign an audit checkpoint when the log grew")
 	fl.DurationVar(&f.feedCheck, "feed-check-every", time.Minute, "how often to look for feed versions synced elsewhere and re-match")
+	fl.StringVar(&f.smtpURL, "smtp", envOr("PATCHWARD_SMTP_URL", ""), "SMTP relay for notifications: smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://… (env PATCHWARD_SMTP_URL); none: halts are only logged and audited")
+	fl.StringVar(&f.notifyFrom, "notify-from", envOr("PATCHWARD_NOTIFY_FROM", ""), "sender address of notifications (env PATCHWARD_NOTIFY_FROM)")
+	fl.StringVar(&f.notifyTo, "notify-to", envOr("PATCHWARD_NOTIFY_TO", ""), "comma-separated recipients of notifications (env PATCHWARD_NOTIFY_TO)")
 	fl.DurationVar(&f.riskEvery, "rescore-every", 15*time.Minute, "how often to re-score every finding and expire exceptions that ran out (changes are re-scored at once)")
 	fl.DurationVar(&f.rolloutEvery, "rollout-every", 30*time.Second, "how often the rollout engine advances active rollouts (a new agent inventory also wakes it)")
 	fl.StringVar(&f.feedsConfig, "feeds", envOr(envFeedsConfig, "feeds.yaml"),
@@ -106,7 +112,13 @@ type app struct {
 	handler  http.Handler
 }
 
-func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error) {
+// appOptions are the settings buildApp needs beyond the database.
+type appOptions struct {
+	// Notifier tells people when a rollout halts (nil: log and audit only).
+	Notifier deploy.Notifier
+}
+
+func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptions) (*app, error) {
 	a := &app{db: db}
 	a.inventory = inventory.NewService(db.Inventory(), nil)
 	a.accounts = auth.NewService(db.Auth(), auth.Options{})
@@ -131,7 +143,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger) (*app, error
 	}}
 	kick := &rolloutKick{}
 	a.fleet = fleet.NewService(db.Fleet(), fleet.Options{Log: log, Listener: inventoryListeners{rematch{a.findings, log}, kick}, JobListener: kick, Windows: windows})
-	a.rollouts = deploy.NewRollouts(db.Rollouts(), a.changes, a.fleet, a.policies, deploy.RolloutOptions{Log: log})
+	a.rollouts = deploy.NewRollouts(db.Rollouts(), a.changes, a.fleet, a.policies, deploy.RolloutOptions{Log: log, Notifier: opt.Notifier})
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
@@ -184,7 +196,15 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 	if created {
 		fmt.Fprintf(cmd.OutOrStdout(), "Created the audit signing key %s.\nRecord its public key where database administrators cannot change it:\n  %s\n", keyPath, signer.Verifier().Key())
 	}
-	a, err := buildApp(db, signer, log)
+	var opt appOptions
+	if f.smtpURL != "" {
+		m, err := notify.NewMailer(f.smtpURL, f.notifyFrom, strings.Split(f.notifyTo, ","))
+		if err != nil {
+			return err
+		}
+		opt.Notifier = m
+	}
+	a, err := buildApp(db, signer, log, opt)
 	if err != nil {
 		return err
 	}

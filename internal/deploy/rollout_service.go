@@ -34,6 +34,15 @@ type RolloutOptions struct {
 	// LeaseTTL bounds how long a crashed replica's lease blocks the others
 	// (default 5m).
 	LeaseTTL time.Duration
+	// Notifier tells people at once when a gate halts a rollout or a
+	// rollback fails (nil: the audit trail and the log only).
+	Notifier Notifier
+}
+
+// Notifier sends a short message to the people who must act (e-mail
+// through notify.Mailer in production).
+type Notifier interface {
+	Notify(ctx context.Context, subject, body string) error
 }
 
 // Rollouts is the rollout engine: it starts a scheduled change's rollout,
@@ -1151,6 +1160,15 @@ func (r *run) halt(ctx context.Context, reason string, u change.User, byGate boo
 	if err := r.changeTo(ctx, u, change.Halted, reason); err != nil {
 		return err
 	}
+	if byGate {
+		body := fmt.Sprintf("The rollout of change %s halted: %s\n\nQueued jobs were cancelled.", r.ro.ChangeID, reason)
+		if r.pol.Policy().Rollback.AutoOnHalt {
+			body += " Rollback jobs are going out to the assets already changed (policy rollback.auto_on_halt)."
+		} else {
+			body += " Nothing was rolled back: an operator resumes, rolls back or aborts."
+		}
+		r.s.notify(ctx, "Rollout of change "+r.ro.ChangeID+" halted", body)
+	}
 	if byGate && r.pol.Policy().Rollback.AutoOnHalt {
 		return r.rollback(ctx, Engine, "automatic rollback (policy rollback.auto_on_halt): "+reason)
 	}
@@ -1178,6 +1196,20 @@ func (r *run) stopForChange(ctx context.Context, st change.State) error {
 	}
 	return r.saveState(ctx, audit.Record{Actor: Engine.Actor, Action: "rollout.halt", ObjectType: "rollout", ObjectID: r.ro.ID,
 		After: map[string]any{"state": r.ro.State, "change_state": st}, Reason: reason}, waves...)
+}
+
+// notify sends a message after the state it reports is committed. A relay
+// that is down must not stop the engine: the failure is logged, and the
+// audit trail holds the event either way.
+func (s *Rollouts) notify(ctx context.Context, subject, body string) {
+	if s.opt.Notifier == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.opt.Notifier.Notify(ctx, subject, body); err != nil {
+		s.log.ErrorContext(ctx, "could not send a rollout notification", "subject", subject, "err", err)
+	}
 }
 
 // changeTo moves the change toward want (halted, in progress, rolled back,
@@ -1312,8 +1344,12 @@ func (r *run) rollingBack(ctx context.Context) error {
 	if len(failed) > 0 {
 		r.ro.State = RolloutHalted
 		r.ro.Reason = fmt.Sprintf("rollback failed on %d assets (%s); restore them by hand or roll back again", len(failed), strings.Join(failed, ", "))
-		return r.saveState(ctx, audit.Record{Actor: Engine.Actor, Action: "rollout.rollback_failed", ObjectType: "rollout",
-			ObjectID: r.ro.ID, After: map[string]any{"state": r.ro.State, "failed": failed}, Reason: r.ro.Reason})
+		if err := r.saveState(ctx, audit.Record{Actor: Engine.Actor, Action: "rollout.rollback_failed", ObjectType: "rollout",
+			ObjectID: r.ro.ID, After: map[string]any{"state": r.ro.State, "failed": failed}, Reason: r.ro.Reason}); err != nil {
+			return err
+		}
+		r.s.notify(ctx, "Rollback of change "+r.ro.ChangeID+" failed", "The rollback of change "+r.ro.ChangeID+" failed: "+r.ro.Reason)
+		return nil
 	}
 	var waves []int
 	for i := range r.ro.Waves {
