@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/patchward/patchward/internal/risk"
 	"slices"
 	"strings"
 	"time"
@@ -20,9 +21,8 @@ import (
 // supplies the history that says why each finding is urgent.
 
 // KEVReason is the phrase the risk engine writes into a finding's risk
-// event when the finding's KEV flag appears (risk's re-prioritisation
-// reasons); the proposal query matches it.
-const KEVReason = "entered CISA KEV"
+// event when the finding's KEV flag appears; the proposal query matches it.
+const KEVReason = risk.ReasonEnteredKEV
 
 // KEVFinding is one open finding whose risk history shows it entered the
 // top tier because CISA listed its vulnerability in KEV.

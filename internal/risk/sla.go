@@ -347,7 +347,7 @@ func (c *clock) advance(prev *Record) []string {
 		urgent = append(urgent, fmt.Sprintf("tier raised from %s to %s", prev.Assessment.Tier, a.Tier))
 	}
 	if f.KEV && !prev.KEV {
-		urgent = append(urgent, "entered CISA KEV")
+		urgent = append(urgent, ReasonEnteredKEV)
 	}
 	if f.EPSS > prev.EPSS && c.rules().EPSSJump > 0 && f.EPSS-prev.EPSS >= c.rules().EPSSJump-epsilon {
 		urgent = append(urgent, fmt.Sprintf("EPSS rose from %s to %s", fmtEPSS(prev.EPSS), fmtEPSS(f.EPSS)))
@@ -497,6 +497,11 @@ func occurrenceStart(f match.Finding) time.Time {
 }
 
 func fmtEPSS(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
+
+// ReasonEnteredKEV is written into a re-prioritisation's reason when a
+// finding's vulnerability appears in CISA's KEV catalog; change control's
+// emergency proposals look for it.
+const ReasonEnteredKEV = "entered CISA KEV"
 
 // shift adds days (calendar days in loc) and exact to t by the one DST
 // rule the policy package defines for every due date and window.
