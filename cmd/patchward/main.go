@@ -99,6 +99,7 @@ var subcommands = []func(*globals) *cobra.Command{
 	newExceptionCmd,
 	withProposals(newChangeCmd),
 	newCalendarCmd,
+	newRolloutCmd,
 }
 
 func newVersionCmd() *cobra.Command {
