@@ -40,8 +40,11 @@ type Finding struct {
 	VulnID       string   `json:"vuln_id"`
 	AdvisoryIDs  []string `json:"advisory_ids,omitempty"`
 	FixedVersion string   `json:"fixed_version,omitempty"`
-	Source       string   `json:"source"`
-	State        State    `json:"state"`
+	// FixNote is the vendor's statement that a fix exists when it names no
+	// fixed version (a CSAF vendor_fix remediation: "update to 21.12").
+	FixNote string `json:"fix_note,omitempty"`
+	Source  string `json:"source"`
+	State   State  `json:"state"`
 
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -229,7 +232,7 @@ func findingFromMatch(m Match, k Key, now time.Time) Finding {
 	f := Finding{
 		ID: FindingID(m.AssetID, k, m.AdvisoryID), AssetID: m.AssetID, Ecosystem: m.Ecosystem,
 		Package: m.Package, Version: m.Version, Binaries: m.Binaries, VulnID: m.AdvisoryID,
-		AdvisoryIDs: m.Aliases, FixedVersion: m.FixedVersion, Source: m.Source, State: StateOpen,
+		AdvisoryIDs: m.Aliases, FixedVersion: m.FixedVersion, FixNote: m.FixNote, Source: m.Source, State: StateOpen,
 		LastSeen: now, KEV: m.KEV, EPSS: m.EPSS,
 	}
 	if m.VEX != nil {
@@ -245,7 +248,7 @@ func findingFromMatch(m Match, k Key, now time.Time) Finding {
 // sameContent reports whether two findings differ only in last_seen.
 func sameContent(a, b Finding) bool {
 	return a.State == b.State && a.Ecosystem == b.Ecosystem && a.Version == b.Version &&
-		a.FixedVersion == b.FixedVersion && a.Source == b.Source && a.KEV == b.KEV && a.EPSS == b.EPSS &&
+		a.FixedVersion == b.FixedVersion && a.FixNote == b.FixNote && a.Source == b.Source && a.KEV == b.KEV && a.EPSS == b.EPSS &&
 		slices.Equal(a.Binaries, b.Binaries) && slices.Equal(a.AdvisoryIDs, b.AdvisoryIDs) &&
 		equalVEX(a.VEX, b.VEX)
 }

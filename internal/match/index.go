@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/package-url/packageurl-go"
 
@@ -404,6 +405,9 @@ func (ix *Index) fingerprint(es []entry) uint64 {
 		a := e.aff
 		w(a.Ecosystem, a.Package, a.Vendor, a.PURL, a.CPE, strconv.FormatBool(a.Vulnerable), string(a.Status), a.Justification, a.Impact)
 		w(a.Versions...)
+		for _, r := range a.Remediations {
+			w(r.Category, r.Details, r.URL)
+		}
 		for _, r := range a.Ranges {
 			w(r.Type, r.Introduced, strconv.FormatBool(r.IntroducedExclusive), r.Fixed, r.LastAffected, r.Limit)
 		}
@@ -520,7 +524,10 @@ func (ix *Index) verdicts(t tupleKey) []Match {
 type hit struct {
 	e     *entry
 	fixed string
-	vex   *VEX
+	// fixNote is a CSAF vendor_fix remediation for the product, kept when
+	// it names no fixed version.
+	fixNote string
+	vex     *VEX
 }
 
 // parsedVersion parses a tuple's version once per ecosystem it is compared
@@ -714,6 +721,9 @@ func (ix *Index) csafHit(e *entry, k Key) (hit, bool) {
 	h := hit{e: e, vex: &VEX{Status: e.aff.Status, Justification: e.aff.Justification,
 		Impact: e.aff.Impact, Document: ix.advs[e.adv].doc}}
 	if e.aff.Status != advisory.StatusKnownNotAffected {
+		h.fixNote = vendorFix(e.aff.Remediations)
+	}
+	if e.aff.Status != advisory.StatusKnownNotAffected {
 		for _, o := range ix.entries[k] {
 			if o.adv != e.adv || (o.aff.Status != advisory.StatusFixed && o.aff.Status != advisory.StatusRecommended) {
 				continue
@@ -791,6 +801,9 @@ func (ix *Index) merge(t tupleKey, k Key, hits []hit) []Match {
 				// which satisfies both.
 				m.FixedVersion = h.fixed
 			}
+			if h.fixNote != "" && m.FixNote == "" {
+				m.FixNote = h.fixNote
+			}
 			if h.vex != nil && vexRank(h.vex) > vexRank(m.VEX) {
 				m.VEX, m.Source = h.vex, SourceCSAF
 			}
@@ -806,6 +819,36 @@ func (ix *Index) merge(t tupleKey, k Key, hits []hit) []Match {
 		out = append(out, *m)
 	}
 	return out
+}
+
+// maxFixNote bounds a remediation's text on a finding: it says what to do,
+// the advisory holds the rest.
+const maxFixNote = 300
+
+// vendorFix returns the first vendor_fix remediation's details (and URL),
+// or "" when the vendor offers none.
+func vendorFix(rs []advisory.Remediation) string {
+	for _, r := range rs {
+		if r.Category != "vendor_fix" {
+			continue
+		}
+		note := strings.Join(strings.Fields(r.Details), " ")
+		if note == "" {
+			note = "the vendor provides a fix"
+		}
+		if len(note) > maxFixNote {
+			cut := maxFixNote
+			for cut > 0 && !utf8.RuneStart(note[cut]) {
+				cut--
+			}
+			note = note[:cut] + "…"
+		}
+		if r.URL != "" {
+			note += " (" + r.URL + ")"
+		}
+		return note
+	}
+	return ""
 }
 
 func later(eco, a, b string) bool {

@@ -342,3 +342,36 @@ func TestIntelAcrossAdvisories(t *testing.T) {
 		}
 	}
 }
+
+// TestCSAFVendorFixWithoutVersion: a maker's advisory that says "update to
+// 21.12" (a vendor_fix remediation) but lists no fixed product still tells
+// the finding a fix exists; a fixed product version wins over the note's
+// absence, and a mitigation is not a fix.
+func TestCSAFVendorFixWithoutVersion(t *testing.T) {
+	long := strings.Repeat("Update the Enterprise Manager to version 21.12 or later. ", 10)
+	adv := func(id string, rs ...advisory.Remediation) advisory.Advisory {
+		return advisory.Advisory{ID: "ICSA-21-357-02:" + id, Source: "csaf", Aliases: []string{id},
+			Document: &advisory.Document{Tracking: "ICSA-21-357-02", Publisher: "CISA"},
+			Affected: []advisory.Affected{{Ecosystem: advisory.EcosystemCSAF, Vendor: "Johnson Controls", Package: "exacq Enterprise Manager",
+				Status: advisory.StatusKnownAffected, Ranges: []advisory.Range{{LastAffected: "21.06"}}, Remediations: rs}}}
+	}
+	ix := NewIndex([]advisory.Advisory{
+		adv("CVE-2021-44228", advisory.Remediation{Category: "vendor_fix", Details: "Update to  version\n21.12", URL: "https://example.test/fix"}),
+		adv("CVE-2021-45046", advisory.Remediation{Category: "mitigation", Details: "Block outbound LDAP"}),
+		adv("CVE-2021-45105", advisory.Remediation{Category: "vendor_fix", Details: long}),
+	}, nil, nil)
+	got := ix.MatchHost(HostInventory{AssetID: "cctv", Products: []Product{{Vendor: "Johnson Controls", Name: "exacq Enterprise Manager", Version: "21.06"}}})
+	notes := map[string]string{}
+	for _, m := range got {
+		notes[m.AdvisoryID] = m.FixNote
+	}
+	if want := "Update to version 21.12 (https://example.test/fix)"; notes["CVE-2021-44228"] != want {
+		t.Errorf("vendor_fix note = %q; want %q", notes["CVE-2021-44228"], want)
+	}
+	if notes["CVE-2021-45046"] != "" {
+		t.Errorf("a mitigation became a fix note: %q", notes["CVE-2021-45046"])
+	}
+	if n := notes["CVE-2021-45105"]; len(n) > maxFixNote+len("…") || !strings.HasSuffix(n, "…") {
+		t.Errorf("long note = %d bytes %q; want it cut at %d with an ellipsis", len(n), n, maxFixNote)
+	}
+}

@@ -113,10 +113,12 @@ type Match struct {
 	AdvisoryID   string
 	Aliases      []string
 	FixedVersion string
-	Source       string
-	VEX          *VEX
-	KEV          bool
-	EPSS         float64
+	// FixNote is a vendor's fix that names no version (CSAF vendor_fix).
+	FixNote string
+	Source  string
+	VEX     *VEX
+	KEV     bool
+	EPSS    float64
 }
 
 // Key returns the (ecosystem family, package) key the match falls under.

@@ -30,8 +30,8 @@ type session struct {
 }
 
 func (r *relay) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{r: r}, nil }
-func (s *session) Reset()                                      { s.cur = received{} }
-func (s *session) Logout() error                               { return nil }
+func (s *session) Reset()                                    { s.cur = received{} }
+func (s *session) Logout() error                             { return nil }
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.cur.from = from
 	return nil

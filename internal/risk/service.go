@@ -206,7 +206,7 @@ func (s *Service) assess(ctx context.Context, r *run, sub Subject, active []Exce
 		}
 	}
 	in.Facts.Finding = policy.FindingFacts{Ecosystem: f.Ecosystem, Package: f.Package, Version: f.Version,
-		FixAvailable: f.FixedVersion != "", AgeDays: now.Sub(f.FirstSeen).Hours() / 24}
+		FixAvailable: f.FixedVersion != "" || f.FixNote != "", AgeDays: now.Sub(f.FirstSeen).Hours() / 24}
 	cover := Covering(active, sub, now)
 	if cover != nil {
 		for _, c := range cover.Controls {

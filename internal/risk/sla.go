@@ -472,7 +472,7 @@ func fixAvailableAt(prev *Record, f match.Finding, now time.Time) *time.Time {
 	switch {
 	case prev != nil && prev.FixAvailableAt != nil:
 		t = *prev.FixAvailableAt
-	case f.FixedVersion == "":
+	case f.FixedVersion == "" && f.FixNote == "":
 		return nil
 	case prev == nil:
 		t = f.FirstSeen

@@ -48,6 +48,8 @@ type WorklistItem struct {
 	Package      string `json:"package"`
 	Version      string `json:"version"`
 	FixedVersion string `json:"fixed_version,omitempty"`
+	// FixNote is the vendor's fix when it names no version.
+	FixNote string `json:"fix_note,omitempty"`
 	// SLA is the SLA state at the time of listing.
 	SLA string `json:"sla"`
 }

@@ -163,9 +163,9 @@ func (r findReader) AssetsWithFindings(ctx context.Context, keys []match.Key) ([
 
 const findingCols = `id, asset_id, family, ecosystem, package, version, binaries, vuln_id, advisory_ids,
 	fixed_version, source, state, first_seen, last_seen, fixed_at, reopened_at, reopen_count,
-	vex_status, vex_justification, vex_impact, vex_document, kev, epss`
+	vex_status, vex_justification, vex_impact, vex_document, kev, epss, fix_note`
 
-const findingColCount = 23
+const findingColCount = 24
 
 func findingArgs(f *match.Finding) []any {
 	var vex match.VEX
@@ -175,7 +175,7 @@ func findingArgs(f *match.Finding) []any {
 	return []any{f.ID, f.AssetID, f.Key().Family, f.Ecosystem, f.Package, f.Version, jsonList(f.Binaries),
 		f.VulnID, jsonList(f.AdvisoryIDs), f.FixedVersion, f.Source, string(f.State), f.FirstSeen.UTC(),
 		f.LastSeen.UTC(), nullTime(f.FixedAt), nullTime(f.ReopenedAt), f.ReopenCount, string(vex.Status),
-		vex.Justification, vex.Impact, vex.Document, f.KEV, f.EPSS}
+		vex.Justification, vex.Impact, vex.Document, f.KEV, f.EPSS, f.FixNote}
 }
 
 func jsonList(s []string) string {
@@ -198,7 +198,7 @@ func scanFinding(r rowScanner) (match.Finding, error) {
 	)
 	err := r.Scan(&f.ID, &f.AssetID, &family, &f.Ecosystem, &f.Package, &f.Version, &bins, &f.VulnID, &ids,
 		&f.FixedVersion, &f.Source, &state, &firstSeen, &lastSeen, &fixedAt, &reopenedAt, &f.ReopenCount,
-		&vexStatus, &vex.Justification, &vex.Impact, &vex.Document, &f.KEV, &f.EPSS)
+		&vexStatus, &vex.Justification, &vex.Impact, &vex.Document, &f.KEV, &f.EPSS, &f.FixNote)
 	if err != nil {
 		return f, err
 	}

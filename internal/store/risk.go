@@ -544,7 +544,7 @@ func (r riskReader) Worklist(ctx context.Context, f risk.WorklistFilter) (risk.W
 	// are read whole and joined, rather than sorting wide rows.
 	n := len(args)
 	q := fmt.Sprintf(`SELECT %s, COALESCE(f.ecosystem, ''), COALESCE(f.package, ''), COALESCE(f.version, ''),
-		COALESCE(f.fixed_version, ''), COALESCE(a.name, ''), COALESCE(a.site_id, '')
+		COALESCE(f.fixed_version, ''), COALESCE(f.fix_note, ''), COALESCE(a.name, ''), COALESCE(a.site_id, '')
 	FROM (SELECT r.finding_id FROM finding_risk r%s ORDER BY %s LIMIT $%d OFFSET $%d) p
 	JOIN finding_risk r ON r.finding_id = p.finding_id
 	LEFT JOIN findings f ON f.id = r.finding_id
@@ -560,7 +560,7 @@ func (r riskReader) Worklist(ctx context.Context, f risk.WorklistFilter) (risk.W
 			s  recordScan
 			it risk.WorklistItem
 		)
-		dest := append(s.dest(), &it.Ecosystem, &it.Package, &it.Version, &it.FixedVersion, &it.AssetName, &it.SiteID)
+		dest := append(s.dest(), &it.Ecosystem, &it.Package, &it.Version, &it.FixedVersion, &it.FixNote, &it.AssetName, &it.SiteID)
 		if err := rows.Scan(dest...); err != nil {
 			return page, fmt.Errorf("scan worklist: %w", err)
 		}

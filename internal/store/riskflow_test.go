@@ -370,3 +370,58 @@ func pageOne(t *testing.T, svc *match.Service, assetID string) string {
 	}
 	return p.Findings[0].ID
 }
+
+// TestVendorFixNote: a maker's "update to 21.12" without a fixed product
+// version is stored on the finding, read back on both engines, counts as a
+// fix for the score and the fix-available clock, and reaches the worklist.
+func TestVendorFixNote(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &findClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+		inv := inventory.NewService(db.Inventory(), clk.now)
+		cctv, err := inv.CreateAsset(ctx, admin, inventory.Asset{Name: "CCTV-01", Type: inventory.TypeServer,
+			Make: "Johnson Controls", Model: "exacq Enterprise Manager", FirmwareVersion: "21.06"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adv := advisory.Advisory{ID: "ICSA-21-357-02:CVE-2021-44228", Source: "csaf", Aliases: []string{"CVE-2021-44228"},
+			Document: &advisory.Document{Tracking: "ICSA-21-357-02", Publisher: "CISA"},
+			Affected: []advisory.Affected{{Ecosystem: advisory.EcosystemCSAF, Vendor: "Johnson Controls", Package: "exacq Enterprise Manager",
+				Status: advisory.StatusKnownAffected, Ranges: []advisory.Range{{LastAffected: "21.06"}},
+				Remediations: []advisory.Remediation{{Category: "vendor_fix", Details: "Update to version 21.12"}}}}}
+		findings := match.NewService(db.Findings(), clk.now)
+		findings.SetIndex(match.NewIndex([]advisory.Advisory{adv}, nil, nil))
+		if _, err := findings.EvaluateAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fid := pageOne(t, findings, cctv.ID)
+		f, err := findings.Finding(ctx, fid)
+		if err != nil || f.FixNote != "Update to version 21.12" || f.FixedVersion != "" {
+			t.Fatalf("finding = fix note %q, fixed version %q, %v; want the vendor's note and no version", f.FixNote, f.FixedVersion, err)
+		}
+		svc := risk.NewService(db.Risk(), policy.NewService(db.Policies(), clk.now), match.ServiceIntel{Svc: findings}, risk.Options{Now: clk.now})
+		if _, err := svc.Recompute(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		x, err := svc.Explain(ctx, fid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Record.FixAvailableAt == nil {
+			t.Errorf("record has no fix-available time although the vendor offers a fix")
+		}
+		fixPoints := 0.0
+		for _, fa := range x.Record.Assessment.Factors {
+			if strings.Contains(strings.ToLower(fa.Name), "fix") {
+				fixPoints = fa.Points
+			}
+		}
+		if fixPoints <= 0 {
+			t.Errorf("fix factor = %v points; want the policy's fix_available weight", fixPoints)
+		}
+		wl, err := svc.Worklist(ctx, risk.WorklistFilter{})
+		if err != nil || len(wl.Items) != 1 || wl.Items[0].FixNote != "Update to version 21.12" {
+			t.Errorf("worklist = %+v, %v; want the item with its fix note", wl.Items, err)
+		}
+	})
+}

@@ -621,7 +621,9 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	if got := text("#risk"); !strings.Contains(got, "Critical") {
 		t.Errorf("risk rating = %q; want the EHR finding's critical tier", got)
 	}
-	do("submit", chromedp.Click(chromedp.CSS(`#act-submit button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("done")))
+	// Wait for this action's notice: the create notice is still on the
+	// page when the click lands.
+	do("submit", chromedp.Click(chromedp.CSS(`#act-submit button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`#done[data-done="submit"]`)))
 	if got := text(".tags .chg"); got != "Submitted" {
 		t.Errorf("state = %q; want Submitted", got)
 	}
@@ -647,7 +649,7 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("notes-backup-verified"), "Snapshot restore checked"),
 		chromedp.SetUploadFiles(chromedp.ID("file-backup-verified"), []string{evidence}),
 		chromedp.Click(chromedp.ID("record-run")),
-		chromedp.WaitVisible(chromedp.ID("done")),
+		chromedp.WaitVisible(chromedp.CSS(`#done[data-done="test"]`)),
 	)
 	if v := run(t, b.ctx, chromedp.AttributeValue(chromedp.CSS(`#test-runs .run`), "data-verdict")).Value; v != "pass" {
 		t.Errorf("test run verdict = %q", v)
@@ -665,7 +667,7 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("decide-as"), a.as),
 			chromedp.SendKeys(chromedp.ID("decide-note"), "Test evidence reviewed."),
 			chromedp.Click(chromedp.ID("approve")),
-			chromedp.WaitVisible(chromedp.ID("done")),
+			chromedp.WaitVisible(chromedp.CSS(`#done[data-done="approve"]`)),
 		)
 		signOut()
 	}
@@ -680,7 +682,7 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	// Scheduled and started, the change is deployed by its rollout: the
 	// Deployment section replaces the change's own halt, and a pause
 	// must say why.
-	do("schedule", chromedp.Click(chromedp.CSS(`#act-schedule button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("done")))
+	do("schedule", chromedp.Click(chromedp.CSS(`#act-schedule button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`#done[data-done="schedule"]`)))
 	do("start", chromedp.SendKeys(chromedp.ID("why-start"), "Sunday night window"),
 		chromedp.Click(chromedp.CSS(`#act-start button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("deployment")))
 	if got := text("#rollout-state"); !strings.Contains(got, "Running") {

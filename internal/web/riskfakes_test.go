@@ -46,6 +46,7 @@ func newFakeRisk() *fakeRisk {
 		item("f-exc", "a-vpn", "VPN gateway", "s-clinic", "CVE-2024-1111", "Acme VPN Gateway", "3.2", "3.2.1", 70, "critical", risk.SLAExcepted, risk.StatusExcepted, h(-100)),
 	}
 	items[4].ExceptionID = "exc_0000000000000001"
+	items[1].FixNote = "Update to OpenSSL 1.1.1t through the analyzer maker's service portal"
 
 	day := func(d int) time.Time { return time.Date(2026, 3, d, 8, 0, 0, 0, time.UTC) }
 	xz := risk.Record{FindingID: "f-xz", AssetID: "a-chem", VulnID: "CVE-2024-3094", Status: risk.StatusOpen, PolicyVersion: 1,

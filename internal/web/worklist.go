@@ -74,9 +74,11 @@ type worklistRow struct {
 	Package      string
 	Version      string
 	FixedVersion string
-	VulnID       string
-	KEV          bool
-	ExceptionID  string
+	// FixNote is the vendor's fix when it names no version.
+	FixNote     string
+	VulnID      string
+	KEV         bool
+	ExceptionID string
 }
 
 // worklistQuery parses the worklist's URL. Parameter names match the JSON
@@ -214,7 +216,7 @@ func (ui *UI) worklist(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		v.Rows = append(v.Rows, worklistRow{Rank: page.Offset + i + 1, FindingID: it.FindingID,
 			Score: fmtScore(it.Assessment.Score), Tier: it.Assessment.Tier, Due: dueOf(it.DueAt, it.SLA, zones.of(it.SiteID), now),
 			SLA: it.SLA, AssetID: it.AssetID, AssetName: name, Package: it.Package, Version: it.Version,
-			FixedVersion: it.FixedVersion, VulnID: it.VulnID, KEV: it.KEV, ExceptionID: it.ExceptionID})
+			FixedVersion: it.FixedVersion, FixNote: it.FixNote, VulnID: it.VulnID, KEV: it.KEV, ExceptionID: it.ExceptionID})
 	}
 	v.Total = page.Total
 	if len(v.Rows) > 0 {

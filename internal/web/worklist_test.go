@@ -35,6 +35,14 @@ func TestWorklistDefault(t *testing.T) {
 			t.Errorf("%s = %q; want %q", c.sel, got, c.want)
 		}
 	}
+	// A vendor fix without a version reads as a fix, with the vendor's words.
+	ssl := doc.Find(`tr[data-finding-id="f-ssl"] td.package .fix-note`)
+	if got := text(ssl); got != "vendor fix" || !strings.Contains(ssl.AttrOr("title", ""), "service portal") {
+		t.Errorf("f-ssl fix = %q (title %q); want \"vendor fix\" with the vendor's note", got, ssl.AttrOr("title", ""))
+	}
+	if got := text(doc.Find(`tr[data-finding-id="f-awaiting"] td.package .muted`)); got != "no fix yet" {
+		t.Errorf("f-awaiting fix = %q; want no fix yet", got)
+	}
 	if href := doc.Find("#count-breached").AttrOr("href", ""); href != "/worklist?sla=breached" {
 		t.Errorf("breached link = %q", href)
 	}
@@ -70,8 +78,8 @@ func TestWorklistDefault(t *testing.T) {
 			t.Errorf("%s due = %q; want %q", id, got, want)
 		}
 	}
-	if got := text(doc.Find(`tr[data-finding-id="f-ssl"] td.package`)); got != "openssl 1.1.1k → no fix yet" {
-		t.Errorf("no-fix package cell = %q", got)
+	if got := text(doc.Find(`tr[data-finding-id="f-ssl"] td.package`)); got != "openssl 1.1.1k → vendor fix" {
+		t.Errorf("vendor-fix package cell = %q", got)
 	}
 	if got := text(doc.Find(`tr[data-finding-id="f-gone"] td.asset`)); got != "a-deleted" {
 		t.Errorf("deleted asset = %q; want its ID", got)
