@@ -431,6 +431,9 @@ func newChangeMoveCmd(g *globals, m changeMove) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := refuseUnderRollout(ctx, db, m.name, args[0]); err != nil {
+					return err
+				}
 				run := m.runner(svc)
 				if m.name == "start" {
 					// Starting a change starts its rollout: rings, waves and
@@ -756,4 +759,28 @@ func rolloutStart(db *store.DB, svc *change.Service) func(context.Context, *chan
 		c, err := svc.Get(ctx, id)
 		return c, fmt.Sprintf("rollout %s: %d waves; the server's rollout engine advances it", ro.ID, len(ro.Waves)), err
 	}
+}
+
+// refuseUnderRollout keeps the shell from moving a change behind its
+// rollout's back, as the UI does: while the engine still advances the
+// change's rollout, halting, resuming, rolling back, cancelling or
+// completing are the rollout's operations.
+func refuseUnderRollout(ctx context.Context, db *store.DB, move, changeID string) error {
+	switch move {
+	case "halt", "resume", "rollback", "cancel", "complete":
+	default:
+		return nil
+	}
+	ro, err := db.Rollouts().RolloutByChange(ctx, changeID)
+	if errs.KindOf(err) == errs.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !ro.State.Active() {
+		return nil
+	}
+	return errs.E(errs.Conflict, "change %s is being deployed by rollout %s (%s): use `patchward rollout pause|resume|abort|rollback %s --why … --as …`",
+		changeID, ro.ID, strings.ReplaceAll(string(ro.State), "_", " "), ro.ID)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
@@ -166,24 +167,30 @@ func TestChangeCLI(t *testing.T) {
 				t.Errorf("test-run = %q", out)
 			}
 			mustCLI(t, dsn, key, "change", "start", id, "--as", "olga")
-			if out := mustCLI(t, dsn, key, "change", "complete", id, "--as", "olga", "--why", "verified"); !strings.Contains(out, "is completed") {
-				t.Errorf("complete = %q", out)
+			// Started, the change is deployed by its rollout: completing it
+			// by hand behind the rollout's back is refused, and the rollout's
+			// own operations steer it.
+			_, err = runCLI(t, dsn, key, "change", "complete", id, "--as", "olga", "--why", "verified")
+			wantCLIErr(t, "complete a change its rollout still deploys", err, errs.Conflict, "is being deployed by rollout")
+			var ro deploy.Rollout
+			if err := json.Unmarshal([]byte(mustCLI(t, dsn, key, "rollout", "show", id, "--json")), &ro); err != nil || ro.ChangeID != id {
+				t.Fatalf("rollout show --json = %+v, %v", ro, err)
+			}
+			if out := mustCLI(t, dsn, key, "rollout", "abort", ro.ID, "--as", "olga", "--why", "vendor withdrew the update"); !strings.Contains(out, "is aborted") {
+				t.Errorf("rollout abort = %q", out)
 			}
 			_, err = runCLI(t, dsn, key, "change", "cancel", id, "--as", "olga", "--why", "too late")
-			wantCLIErr(t, "cancel a completed change", err, errs.Conflict, "completed is final")
+			wantCLIErr(t, "cancel a cancelled change", err, errs.Conflict, "cancelled is final")
 
 			hist := mustCLI(t, dsn, key, "change", "history", id)
-			for _, want := range []string{"create", "submit", "approve", "schedule", "start", "complete"} {
+			for _, want := range []string{"create", "submit", "approve", "schedule", "start", "cancel"} {
 				if !strings.Contains(hist, want) {
 					t.Errorf("history lacks %s:\n%s", want, hist)
 				}
 			}
 			var list []change.Change
-			if err := json.Unmarshal([]byte(mustCLI(t, dsn, key, "change", "list", "--json", "--state", "completed")), &list); err != nil || len(list) != 1 || list[0].ID != id {
-				t.Errorf("change list --json --state completed = %+v, %v", list, err)
-			}
-			if out := mustCLI(t, dsn, key, "change", "show", id); !strings.Contains(out, "completed (revision") || !strings.Contains(out, "2 of 2 (complete)") {
-				t.Errorf("change show:\n%s", out)
+			if err := json.Unmarshal([]byte(mustCLI(t, dsn, key, "change", "list", "--json", "--state", "cancelled")), &list); err != nil || len(list) != 1 || list[0].ID != id {
+				t.Errorf("change list --json --state cancelled = %+v, %v", list, err)
 			}
 
 			// The calendar, as a table and as a parsed iCalendar file.
