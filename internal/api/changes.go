@@ -133,18 +133,11 @@ var changeActions = []changeAction{
 }
 
 // viaRollout is a change-level move that acts through the change's rollout
-// while the engine still advances one (throughRollout), and through the
-// change service alone otherwise.
+// while the engine still advances one (deploy.Rollouts.ChangeMove), and
+// through the change service alone otherwise.
 func viaRollout(act change.Action, move func(*change.Service, context.Context, change.User, string, change.Step) (change.Change, error)) func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
 	return func(a *API, r *http.Request, u change.User, id string, in ActionRequest) (ChangeResult, error) {
-		if out, handled, err := a.throughRollout(r, u, id, act, in); handled || err != nil {
-			return out, err
-		}
-		c, err := move(a.Changes, r.Context(), u, id, step(in))
-		if err != nil {
-			return ChangeResult{}, err
-		}
-		return a.attachRollout(r.Context(), c)
+		return a.moveChange(r, u, id, act, in, move)
 	}
 }
 

@@ -164,116 +164,24 @@ func (a *API) listRollouts(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	return reply{w, http.StatusOK}.send(nonNil(list), err)
 }
 
-// A change and its rollout must never disagree, so when a change has a
-// rollout the engine still advances, the change-level moves act through
-// the rollout (the change's own state machine is asked first, so an
-// illegal move is refused with the same words either way):
-//
-//   - halt halts the change, then the engine runs at once: a running
-//     rollout whose change is halted cancels its queued jobs and halts
-//     (the engine's own rule for a change halted outside it). A paused
-//     rollout stays paused: it issues nothing, and resuming the change
-//     resumes it.
-//   - resume is the rollout's resume when it is halted (the change
-//     resumes with it and the failed assets are retried); when it is
-//     paused the change resumes and then the rollout; when it is still
-//     running or awaiting completion only the change resumes. A rollout
-//     that is rolling back refuses.
-//   - rollback is the rollout's roll back: rollback jobs go to every
-//     asset it changed, the change halts, and the engine rolls the change
-//     back when they all succeed. The reply's change is halted until then.
-//   - cancel (allowed for a halted change) is the rollout's abort, which
-//     cancels the change.
-//   - complete is allowed only while the rollout awaits completion (every
-//     wave passed, a sign-off or review was missing); while waves are
-//     still to run the engine completes the change itself, so a hand
-//     completion is refused rather than abandoning them.
-//
-// Without a rollout, or once it has ended (completed, aborted, rolled
-// back), the moves are the change service's alone.
+// A change and its rollout must never disagree, so the change-level moves
+// (halt, resume, rollback, cancel, complete) go through the engine's one
+// mapping, deploy.Rollouts.ChangeMove, which acts through the change's
+// rollout while the engine still advances one and through the change
+// service alone otherwise. The UI and the CLI call the same method.
 
-// activeRollout returns the change's rollout when the engine still
-// advances it.
-func (a *API) activeRollout(ctx context.Context, changeID string) (deploy.Rollout, bool, error) {
+// moveChange carries out a change-level move through the rollout engine,
+// or through the change service alone when the server runs without one.
+func (a *API) moveChange(r *http.Request, u change.User, id string, act change.Action, in ActionRequest,
+	alone func(*change.Service, context.Context, change.User, string, change.Step) (change.Change, error)) (ChangeResult, error) {
 	if a.Rollouts == nil {
-		return deploy.Rollout{}, false, nil
+		return plain(alone(a.Changes, r.Context(), u, id, step(in)))
 	}
-	ro, err := a.Rollouts.ByChange(ctx, changeID)
-	if errors.Is(err, errs.ErrNotFound) {
-		return deploy.Rollout{}, false, nil
-	}
+	c, ro, err := a.Rollouts.ChangeMove(r.Context(), u, id, act, step(in))
 	if err != nil {
-		return deploy.Rollout{}, false, err
+		return ChangeResult{}, err
 	}
-	return ro, ro.State.Active(), nil
-}
-
-// throughRollout carries out a change-level move on a change with an
-// active rollout; handled is false when there is none and the change
-// service alone should move it.
-func (a *API) throughRollout(r *http.Request, u change.User, id string, act change.Action, in ActionRequest) (out ChangeResult, handled bool, err error) {
-	ctx := r.Context()
-	ro, active, err := a.activeRollout(ctx, id)
-	if err != nil || !active {
-		return ChangeResult{}, false, err
-	}
-	c, err := a.Changes.Get(ctx, id)
-	if err != nil {
-		return ChangeResult{}, true, err
-	}
-	if _, err := change.Next(c.State, act); err != nil {
-		return ChangeResult{}, true, err
-	}
-	if in.Revision != 0 && in.Revision != c.Revision {
-		return ChangeResult{}, true, errs.E(errs.Conflict, "change %s changed since you loaded it (revision %d, now %d); reload and try again", c.ID, in.Revision, c.Revision)
-	}
-	if act != change.ActComplete && strings.TrimSpace(in.Why) == "" {
-		// The rollout's operations all need a reason; refuse before
-		// either half moves.
-		return ChangeResult{}, true, fieldError("why", "required: say why, for the change's history and the rollout's audit trail")
-	}
-	st := step(in)
-	switch act {
-	case change.ActHalt:
-		if _, err = a.Changes.Halt(ctx, u, id, st); err == nil {
-			a.settle(ctx)
-		}
-	case change.ActResume:
-		switch ro.State {
-		case deploy.RolloutHalted, deploy.RolloutRollingBack:
-			_, err = a.Rollouts.Resume(ctx, u, ro.ID, in.Why)
-		case deploy.RolloutPaused:
-			if _, err = a.Changes.Resume(ctx, u, id, st); err == nil {
-				_, err = a.Rollouts.Resume(ctx, u, ro.ID, in.Why)
-			}
-		default:
-			if _, err = a.Changes.Resume(ctx, u, id, st); err == nil {
-				a.settle(ctx)
-			}
-		}
-	case change.ActRollBack:
-		if _, err = a.Rollouts.RollBack(ctx, u, ro.ID, in.Why); err == nil {
-			a.settle(ctx)
-		}
-	case change.ActCancel:
-		_, err = a.Rollouts.Abort(ctx, u, ro.ID, in.Why)
-	case change.ActComplete:
-		if ro.State != deploy.RolloutAwaitingCompletion {
-			return ChangeResult{}, true, errs.E(errs.Conflict,
-				"change %s is being deployed by rollout %s, which is %s: the rollout completes the change when every wave has passed its gate; pause, abort or roll it back instead",
-				id, ro.ID, strings.ReplaceAll(string(ro.State), "_", " "))
-		}
-		if _, err = a.Changes.Complete(ctx, u, id, st); err == nil {
-			a.settle(ctx)
-		}
-	default:
-		return ChangeResult{}, false, nil
-	}
-	if err != nil {
-		return ChangeResult{}, true, err
-	}
-	out, err = a.withRollout(ctx, id)
-	return out, true, err
+	return ChangeResult{Change: c, Rollout: ro}, nil
 }
 
 // withRollout is the change as it stands now, with its rollout if any.
@@ -298,13 +206,4 @@ func (a *API) attachRollout(ctx context.Context, c change.Change) (ChangeResult,
 		}
 	}
 	return out, nil
-}
-
-// settle lets the engine catch up with a change-level move before the
-// reply. The move itself succeeded, so a failing step is only logged:
-// the engine's loop tries again on its next tick.
-func (a *API) settle(ctx context.Context) {
-	if err := a.Rollouts.Tick(ctx); err != nil {
-		a.Log.WarnContext(ctx, "advancing rollouts after a change-level move failed; the engine retries on its next tick", "err", err)
-	}
 }

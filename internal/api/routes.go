@@ -69,9 +69,10 @@ type RolloutService interface {
 	Abort(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
 	RollBack(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
 	RecordManual(ctx context.Context, u change.User, rolloutID, itemID, outcome, note string) (deploy.Rollout, error)
-	// Tick advances every active rollout once; a change-level move calls
-	// it so the rollout has caught up with the change before the reply.
-	Tick(ctx context.Context) error
+	// ChangeMove carries out a change-level move (halt, resume, rollback,
+	// cancel, complete) through the change's rollout while it is active,
+	// so the change and the rollout never disagree.
+	ChangeMove(ctx context.Context, u change.User, changeID string, act change.Action, st change.Step) (change.Change, *deploy.Rollout, error)
 }
 
 // ProposalLister lists emergency proposals; *change.Proposals implements it.
