@@ -378,11 +378,11 @@ var changeMoves = []changeMove{
 			return c, "", err
 		}},
 	{name: "start", short: "Start deployment (needs a passing test run where the policy requires testing)", perm: auth.PermChangeOperate},
-	{name: "complete", short: "Complete a deployed change (sign-offs given; an emergency needs its review)", perm: auth.PermChangeOperate},
-	{name: "halt", short: "Halt a deployment in progress (--why required)", perm: auth.PermChangeOperate},
-	{name: "resume", short: "Resume a halted deployment", perm: auth.PermChangeOperate},
-	{name: "rollback", short: "Record that the change was rolled back (--why: which trigger fired)", perm: auth.PermChangeOperate},
-	{name: "cancel", short: "Cancel a change that has not started, or a halted one (--why required)", perm: auth.PermChangeWrite},
+	{name: "complete", short: "Complete a deployed change (sign-offs given; an emergency needs its review); with a rollout, only once it awaits completion", perm: auth.PermChangeOperate},
+	{name: "halt", short: "Halt a deployment in progress (--why required); its rollout halts and cancels its queued jobs", perm: auth.PermChangeOperate},
+	{name: "resume", short: "Resume a halted deployment; its rollout resumes, retrying the halted wave's failed assets (--why required with a rollout)", perm: auth.PermChangeOperate},
+	{name: "rollback", short: "Roll back a change (--why: which trigger fired); with a rollout, rollback jobs go to every asset it changed", perm: auth.PermChangeOperate},
+	{name: "cancel", short: "Cancel a change that has not started, or a halted one (--why required); its rollout is aborted", perm: auth.PermChangeWrite},
 }
 
 // currentRevision is the revision a decision is made on: --revision, or
@@ -395,23 +395,29 @@ func currentRevision(ctx context.Context, svc *change.Service, id string, rev in
 	return c.Revision, err
 }
 
-func (m changeMove) runner(svc *change.Service) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
+// runner is how the move runs. Starting a change starts its rollout, and
+// the moves a rollout steers go through the engine's one mapping
+// (deploy.Rollouts.ChangeMove), as in the UI and the API, so the change
+// and its rollout never disagree.
+func (m changeMove) runner(db *store.DB, svc *change.Service) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
 	if m.run != nil {
 		return m.run
 	}
 	switch m.name {
 	case "start":
-		return plainMove(svc.Start)
+		// Starting a change starts its rollout: rings, waves and agent
+		// jobs, which the server's engine then advances.
+		return rolloutStart(db, svc)
 	case "complete":
-		return plainMove(svc.Complete)
+		return rolloutMove(db, svc, change.ActComplete)
 	case "halt":
-		return plainMove(svc.Halt)
+		return rolloutMove(db, svc, change.ActHalt)
 	case "resume":
-		return plainMove(svc.Resume)
+		return rolloutMove(db, svc, change.ActResume)
 	case "rollback":
-		return plainMove(svc.RollBack)
+		return rolloutMove(db, svc, change.ActRollBack)
 	default:
-		return plainMove(svc.Cancel)
+		return rolloutMove(db, svc, change.ActCancel)
 	}
 }
 
@@ -431,16 +437,7 @@ func newChangeMoveCmd(g *globals, m changeMove) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := refuseUnderRollout(ctx, db, m.name, args[0]); err != nil {
-					return err
-				}
-				run := m.runner(svc)
-				if m.name == "start" {
-					// Starting a change starts its rollout: rings, waves and
-					// agent jobs, which the server's engine then advances.
-					run = rolloutStart(db, svc)
-				}
-				c, extra, err := run(ctx, svc, u, args[0], in)
+				c, extra, err := m.runner(db, svc)(ctx, svc, u, args[0], in)
 				if err != nil {
 					return err
 				}
@@ -745,14 +742,19 @@ func newChangeReviewCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// rollouts is the rollout engine on db, for one command: the server's
+// engine keeps advancing what it starts or steers.
+func rollouts(db *store.DB, svc *change.Service) *deploy.Rollouts {
+	inv := inventory.NewService(db.Inventory(), nil)
+	fl := fleet.NewService(db.Fleet(), fleet.Options{Windows: fleet.NewAssetWindows(inv, 0, nil)})
+	return deploy.NewRollouts(db.Rollouts(), svc, fl, policyService(db), deploy.RolloutOptions{})
+}
+
 // rolloutStart starts a change through the rollout engine, so that a change
 // started from the shell deploys exactly as one started from the UI.
 func rolloutStart(db *store.DB, svc *change.Service) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
 	return func(ctx context.Context, _ *change.Service, u change.User, id string, in moveInput) (change.Change, string, error) {
-		inv := inventory.NewService(db.Inventory(), nil)
-		fl := fleet.NewService(db.Fleet(), fleet.Options{Windows: fleet.NewAssetWindows(inv, 0, nil)})
-		r := deploy.NewRollouts(db.Rollouts(), svc, fl, policyService(db), deploy.RolloutOptions{})
-		ro, err := r.Start(ctx, u, id, in.why)
+		ro, err := rollouts(db, svc).Start(ctx, u, id, in.why)
 		if err != nil {
 			return change.Change{}, "", err
 		}
@@ -761,26 +763,16 @@ func rolloutStart(db *store.DB, svc *change.Service) func(context.Context, *chan
 	}
 }
 
-// refuseUnderRollout keeps the shell from moving a change behind its
-// rollout's back, as the UI does: while the engine still advances the
-// change's rollout, halting, resuming, rolling back, cancelling or
-// completing are the rollout's operations.
-func refuseUnderRollout(ctx context.Context, db *store.DB, move, changeID string) error {
-	switch move {
-	case "halt", "resume", "rollback", "cancel", "complete":
-	default:
-		return nil
+// rolloutMove halts, resumes, rolls back, cancels or completes a change
+// through the rollout engine (deploy.Rollouts.ChangeMove): while the
+// change's rollout is active the move acts through it, otherwise the
+// change service's alone.
+func rolloutMove(db *store.DB, svc *change.Service, act change.Action) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
+	return func(ctx context.Context, _ *change.Service, u change.User, id string, in moveInput) (change.Change, string, error) {
+		c, ro, err := rollouts(db, svc).ChangeMove(ctx, u, id, act, in.step())
+		if err != nil || ro == nil {
+			return c, "", err
+		}
+		return c, fmt.Sprintf("rollout %s is %s", ro.ID, strings.ReplaceAll(string(ro.State), "_", " ")), nil
 	}
-	ro, err := db.Rollouts().RolloutByChange(ctx, changeID)
-	if errs.KindOf(err) == errs.NotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !ro.State.Active() {
-		return nil
-	}
-	return errs.E(errs.Conflict, "change %s is being deployed by rollout %s (%s): use `patchward rollout pause|resume|abort|rollback %s --why … --as …`",
-		changeID, ro.ID, strings.ReplaceAll(string(ro.State), "_", " "), ro.ID)
 }

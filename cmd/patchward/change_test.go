@@ -167,14 +167,36 @@ func TestChangeCLI(t *testing.T) {
 				t.Errorf("test-run = %q", out)
 			}
 			mustCLI(t, dsn, key, "change", "start", id, "--as", "olga")
-			// Started, the change is deployed by its rollout: completing it
-			// by hand behind the rollout's back is refused, and the rollout's
-			// own operations steer it.
+			// Started, the change is deployed by its rollout: the change's
+			// moves act through it, so the two always agree. Completing it
+			// by hand while waves still run is refused.
 			_, err = runCLI(t, dsn, key, "change", "complete", id, "--as", "olga", "--why", "verified")
 			wantCLIErr(t, "complete a change its rollout still deploys", err, errs.Conflict, "is being deployed by rollout")
-			var ro deploy.Rollout
-			if err := json.Unmarshal([]byte(mustCLI(t, dsn, key, "rollout", "show", id, "--json")), &ro); err != nil || ro.ChangeID != id {
-				t.Fatalf("rollout show --json = %+v, %v", ro, err)
+			rolloutOf := func() deploy.Rollout {
+				t.Helper()
+				var ro deploy.Rollout
+				if err := json.Unmarshal([]byte(mustCLI(t, dsn, key, "rollout", "show", id, "--json")), &ro); err != nil || ro.ChangeID != id {
+					t.Fatalf("rollout show --json = %+v, %v", ro, err)
+				}
+				return ro
+			}
+			ro := rolloutOf()
+			if ro.State != deploy.RolloutRunning {
+				t.Errorf("after the refused complete the rollout is %s; want running", ro.State)
+			}
+			_, err = runCLI(t, dsn, key, "change", "halt", id, "--as", "olga")
+			wantCLIErr(t, "halt under a rollout without why", err, errs.Invalid)
+			if out := mustCLI(t, dsn, key, "change", "halt", id, "--as", "olga", "--why", "QC out of range"); !strings.Contains(out, "is halted") || !strings.Contains(out, "rollout "+ro.ID+" is halted") {
+				t.Errorf("change halt = %q; want the change and its rollout halted", out)
+			}
+			if ro = rolloutOf(); ro.State != deploy.RolloutHalted {
+				t.Errorf("after change halt the rollout is %s; want halted", ro.State)
+			}
+			if out := mustCLI(t, dsn, key, "change", "resume", id, "--as", "olga", "--why", "QC back in range"); !strings.Contains(out, "is in_progress") || !strings.Contains(out, "rollout "+ro.ID+" is running") {
+				t.Errorf("change resume = %q; want the change in progress and its rollout running", out)
+			}
+			if ro = rolloutOf(); ro.State != deploy.RolloutRunning {
+				t.Errorf("after change resume the rollout is %s; want running", ro.State)
 			}
 			if out := mustCLI(t, dsn, key, "rollout", "abort", ro.ID, "--as", "olga", "--why", "vendor withdrew the update"); !strings.Contains(out, "is aborted") {
 				t.Errorf("rollout abort = %q", out)
