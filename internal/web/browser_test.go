@@ -680,16 +680,18 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		t.Errorf("approval status = %q", got)
 	}
 	// Scheduled and started, the change is deployed by its rollout: the
-	// Deployment section replaces the change's own halt, and a pause
-	// must say why.
+	// Deployment section carries its operations, and a pause must say
+	// why.
 	do("schedule", chromedp.Click(chromedp.CSS(`#act-schedule button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`#done[data-done="schedule"]`)))
 	do("start", chromedp.SendKeys(chromedp.ID("why-start"), "Sunday night window"),
 		chromedp.Click(chromedp.CSS(`#act-start button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("deployment")))
 	if got := text("#rollout-state"); !strings.Contains(got, "Running") {
 		t.Errorf("rollout state = %q; want Running", got)
 	}
-	if n := run(t, b.ctx, chromedp.EvaluateAsDevTools[int](`document.querySelectorAll("#act-halt").length`)); n != 0 {
-		t.Error("the change's own halt is offered while its rollout runs")
+	// Of the change's own moves only halt is offered (it halts the
+	// rollout with it); resume, roll back and cancel are the rollout's.
+	if n := run(t, b.ctx, chromedp.EvaluateAsDevTools[int](`document.querySelectorAll("#actions form").length - document.querySelectorAll("#act-halt").length`)); n != 0 {
+		t.Errorf("%d change-level moves besides halt are offered while its rollout runs", n)
 	}
 	do("pause with a why",
 		chromedp.SendKeys(chromedp.ID("rollout-why-pause"), "Lab asks to wait for the QC run"),

@@ -15,6 +15,7 @@ import (
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
 	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/policy"
@@ -871,10 +872,15 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 		if !ok || !p.Can(info.perm) {
 			continue
 		}
-		if v.Deploy != nil && v.Deploy.Active && slices.Contains(steeredByRollout, m.Action) {
-			continue
+		needsWhy := info.needsWhy
+		if v.Deploy != nil && v.Deploy.Active && slices.Contains(deploy.ChangeMoves, m.Action) {
+			if !offeredUnderRollout(m.Action, v.Deploy.R.State) {
+				continue
+			}
+			// Through the rollout, every move but complete needs a reason.
+			needsWhy = m.Action != change.ActComplete
 		}
-		v.Actions = append(v.Actions, actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: info.needsWhy,
+		v.Actions = append(v.Actions, actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: needsWhy,
 			Danger: info.danger, Revision: c.Revision})
 	}
 	classes := status.Requirement.Classes
@@ -981,29 +987,32 @@ func (ui *UI) actChange(w http.ResponseWriter, r *http.Request, p auth.Principal
 		err = errs.E(errs.Invalid, "%q is not an action a change page offers", act)
 	case !p.Can(info.perm):
 		err = errs.E(errs.Forbidden, "your role (%s) may not %s a change", label(p.Role), strings.ReplaceAll(string(act), "_", " "))
-	case slices.Contains(steeredByRollout, act):
-		err = ui.rolloutSteers(ctx, id, act)
 	}
 	if err == nil {
 		u, st, svc := changeUser(r, p), change.Step{Why: why, Revision: rev}, ui.cfg.Changes
-		switch act {
-		case change.ActSubmit:
+		switch {
+		case ui.cfg.Rollouts != nil && slices.Contains(deploy.ChangeMoves, act):
+			// Halt, resume, roll back, cancel and complete act through the
+			// change's rollout while it is active, as in the API and the
+			// CLI, so the change and its deployment never disagree.
+			_, _, err = ui.cfg.Rollouts.ChangeMove(ctx, u, id, act, st)
+		case act == change.ActSubmit:
 			_, err = svc.Submit(ctx, u, id, st)
-		case change.ActRework:
+		case act == change.ActRework:
 			_, err = svc.Rework(ctx, u, id, st)
-		case change.ActSchedule:
+		case act == change.ActSchedule:
 			_, err = svc.Schedule(ctx, u, id, nil, st)
-		case change.ActStart:
+		case act == change.ActStart:
 			_, err = svc.Start(ctx, u, id, st)
-		case change.ActComplete:
+		case act == change.ActComplete:
 			_, err = svc.Complete(ctx, u, id, st)
-		case change.ActHalt:
+		case act == change.ActHalt:
 			_, err = svc.Halt(ctx, u, id, st)
-		case change.ActResume:
+		case act == change.ActResume:
 			_, err = svc.Resume(ctx, u, id, st)
-		case change.ActRollBack:
+		case act == change.ActRollBack:
 			_, err = svc.RollBack(ctx, u, id, st)
-		case change.ActCancel:
+		case act == change.ActCancel:
 			_, err = svc.Cancel(ctx, u, id, st)
 		}
 		if err == nil {

@@ -69,6 +69,10 @@ func (f *fakeRollouts) RecordManual(context.Context, change.User, string, string
 	return f.ro, nil
 }
 
+func (f *fakeRollouts) ChangeMove(context.Context, change.User, string, change.Action, change.Step) (change.Change, *deploy.Rollout, error) {
+	return change.Change{}, &f.ro, nil
+}
+
 type fakeJobs map[string]fleet.JobDetail
 
 func (f fakeJobs) Job(_ context.Context, id string) (fleet.JobDetail, error) {

@@ -30,6 +30,9 @@ type RolloutService interface {
 	Abort(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
 	RollBack(ctx context.Context, u change.User, id, why string) (deploy.Rollout, error)
 	RecordManual(ctx context.Context, u change.User, rolloutID, itemID, outcome, note string) (deploy.Rollout, error)
+	// ChangeMove halts, resumes, rolls back, cancels or completes a
+	// change, through its rollout while that is active.
+	ChangeMove(ctx context.Context, u change.User, changeID string, act change.Action, st change.Step) (change.Change, *deploy.Rollout, error)
 }
 
 // JobReader reads one agent job with the results its agent reported:
@@ -63,37 +66,21 @@ var rolloutOps = []struct {
 	{"abort", "Abort rollout", []deploy.RolloutState{deploy.RolloutRunning, deploy.RolloutPaused, deploy.RolloutHalted, deploy.RolloutAwaitingCompletion}, true},
 }
 
-// steeredByRollout are the change's own moves that an active rollout
-// carries out instead: halting, resuming, rolling back, completing or
-// cancelling the change behind the engine's back would leave the two
-// records disagreeing (the engine would stop for the change, but not
-// resume with it). The page offers the rollout's operations in their
-// place, and actChange refuses them.
-var steeredByRollout = []change.Action{change.ActHalt, change.ActResume, change.ActRollBack, change.ActComplete, change.ActCancel}
-
-// rolloutSteers refuses a change-level move an active rollout carries out
-// instead (a forged or stale form: the page does not offer it).
-func (ui *UI) rolloutSteers(ctx context.Context, changeID string, act change.Action) error {
-	if ui.cfg.Rollouts == nil {
-		return nil
+// offeredUnderRollout reports whether the change page offers the change's
+// own move act while the change's rollout is active in st. Every
+// change-level move acts through the rollout (deploy.Rollouts.ChangeMove),
+// but where the Deployment section has the same operation (resume, roll
+// back, abort) the page offers only that one. Halting the change halts
+// the rollout with it; completing is offered only once the rollout awaits
+// completion.
+func offeredUnderRollout(act change.Action, st deploy.RolloutState) bool {
+	switch act {
+	case change.ActHalt:
+		return true
+	case change.ActComplete:
+		return st == deploy.RolloutAwaitingCompletion
 	}
-	ro, err := ui.cfg.Rollouts.ByChange(ctx, changeID)
-	if errs.KindOf(err) == errs.NotFound {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if !ro.State.Active() {
-		return nil
-	}
-	how := map[change.Action]string{
-		change.ActHalt:     "pause, abort or roll back the rollout in the Deployment section instead",
-		change.ActResume:   "resume the rollout in the Deployment section instead",
-		change.ActRollBack: "roll the rollout back in the Deployment section instead",
-		change.ActComplete: "the rollout completes the change itself once every wave has passed",
-		change.ActCancel:   "abort the rollout in the Deployment section instead",
-	}
-	return errs.E(errs.Conflict, "the change is being deployed by its rollout (%s): %s", strings.ToLower(label(ro.State)), how[act])
+	return false
 }
 
 // deploymentView is the change page's Deployment section.
@@ -108,7 +95,7 @@ type deploymentView struct {
 	// CanManual offers the outcome forms on open manual items.
 	CanManual    bool
 	NotConverged []convergenceRow
-	// Active says the rollout steers the change (see steeredByRollout).
+	// Active says the rollout steers the change (see offeredUnderRollout).
 	Active bool
 	// Failed* give back what the user typed into a refused form.
 	Failed, FailedItem, FailedText string

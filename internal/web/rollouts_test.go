@@ -115,10 +115,10 @@ func TestDeploymentSection(t *testing.T) {
 	if n := dep.Find(".wave").Length(); n != len(ro.Waves) {
 		t.Errorf("waves shown = %d; want %d", n, len(ro.Waves))
 	}
-	// The change's own moves that the rollout steers are gone; the
-	// rollout's apply.
-	if got := ids(doc.Find("#actions form")); len(got) != 0 {
-		t.Errorf("change-level actions while the rollout runs: %v", got)
+	// Of the change's own moves only halt is left (it halts the rollout
+	// with it); the rollout's operations stand in for the others.
+	if diff := cmp.Diff([]string{"act-halt"}, ids(doc.Find("#actions form"))); diff != "" {
+		t.Errorf("change-level actions while the rollout runs (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"rollout-pause", "rollout-roll_back", "rollout-abort"}, ids(doc.Find("#rollout-ops form"))); diff != "" {
 		t.Errorf("operations on a running rollout (-want +got):\n%s", diff)
@@ -157,15 +157,19 @@ func TestDeploymentSection(t *testing.T) {
 			t.Errorf("%s is offered %d rollout forms", role, n)
 		}
 	}
-	// Forged: an approver posting a pause, a change-level halt.
+	// Forged: an approver posting a pause; a change-level complete while
+	// waves still run (the rollout completes the change itself).
 	w := e.post("/changes/"+id+"/rollout", auth.RoleApprover, url.Values{"op": {"pause"}, "rollout": {ro.ID}, "why": {"x"}})
 	wantStatus(t, w, http.StatusForbidden)
 	c, _ := e.changes.Get(context.Background(), id)
-	w = e.post("/changes/"+id+"/act", auth.RoleOperator, url.Values{"action": {"halt"}, "revision": {itoa(c.Revision)}, "why": {"QC drift"}})
+	w = e.post("/changes/"+id+"/act", auth.RoleOperator, url.Values{"action": {"complete"}, "revision": {itoa(c.Revision)}})
 	wantStatus(t, w, http.StatusConflict)
-	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "pause, abort or roll back the rollout in the Deployment section") {
-		t.Errorf("change-level halt message = %q", got)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "is being deployed by rollout") {
+		t.Errorf("change-level complete message = %q", got)
 	}
+	// A change-level halt acts through the rollout, and needs a why.
+	w = e.post("/changes/"+id+"/act", auth.RoleOperator, url.Values{"action": {"halt"}, "revision": {itoa(c.Revision)}, "why": {" "}})
+	wantStatus(t, w, http.StatusBadRequest)
 	// A pause needs a why; the refusal keeps the form.
 	w = e.post("/changes/"+id+"/rollout", auth.RoleOperator, url.Values{"op": {"pause"}, "rollout": {ro.ID}, "why": {"  "}})
 	wantStatus(t, w, http.StatusBadRequest)
@@ -240,6 +244,26 @@ func TestDeploymentSection(t *testing.T) {
 	}
 	wantStatus(t, e.get("/changes/"+id+"/log?asset=nope", auth.RoleViewer), http.StatusNotFound)
 	wantStatus(t, e.get("/changes/"+id+"/log", auth.RoleViewer), http.StatusBadRequest)
+
+	// The change's own halt halts the rollout with it; the page then
+	// offers the rollout's resume, roll back and abort, and no change-level
+	// move.
+	vals = formValues(e.page(id, auth.RoleOperator).Find("#act-halt"))
+	vals.Set("why", "QC drift on the chemistry analyzer")
+	wantStatus(t, e.post("/changes/"+id+"/act", auth.RoleOperator, vals), http.StatusSeeOther)
+	doc = e.page(id, auth.RoleOperator)
+	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "halted" {
+		t.Errorf("rollout after the change's halt: %q; want halted", got)
+	}
+	if got := text(doc.Find(".tags .chg")); got != "Halted" {
+		t.Errorf("change after its halt = %q", got)
+	}
+	if got := ids(doc.Find("#actions form")); len(got) != 0 {
+		t.Errorf("change-level actions under a halted rollout: %v", got)
+	}
+	if diff := cmp.Diff([]string{"rollout-resume", "rollout-roll_back", "rollout-abort"}, ids(doc.Find("#rollout-ops form"))); diff != "" {
+		t.Errorf("operations on a halted rollout (-want +got):\n%s", diff)
+	}
 
 	// Abort ends it: the change is cancelled and no operation is left.
 	vals = formValues(e.page(id, auth.RoleOperator).Find("#rollout-abort"))

@@ -244,7 +244,8 @@ type Config struct {
 	// manual task outcomes, the not-converged list) and each asset's
 	// deployment log at /changes/{id}/log?asset=ID. While a rollout is
 	// active it steers the change: the change's own halt, resume, roll
-	// back, complete and cancel give way to the rollout's operations.
+	// back, complete and cancel act through it (ChangeMove), and the page
+	// offers the rollout's operations in place of all but halt.
 	Rollouts RolloutService
 	// Jobs lets the deployment log show each job step's command and
 	// output as the agent reported them; without it the log shows step
