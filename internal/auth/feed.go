@@ -37,45 +37,8 @@ var errBadFeedToken = errs.E(errs.Unauthorized, "invalid or revoked calendar fee
 // create their own; admins may create them for anyone. name says where it
 // is used ("Outlook on the lab PC").
 func (s *Service) CreateFeedToken(ctx context.Context, actor audit.Actor, userID, name string) (string, Token, error) {
-	name = strings.TrimSpace(name)
-	var v errs.Validation
-	if p := tokenNameProblem(name); p != "" {
-		v.Add("name", "%s", p)
-	}
-	if err := v.Err("invalid calendar feed token"); err != nil {
-		return "", Token{}, err
-	}
-	secret, err := s.newSecret()
-	if err != nil {
-		return "", Token{}, err
-	}
-	plain := FeedTokenPrefix + secret
-	var t Token
-	err = s.store.Transact(ctx, func(tx Tx) error {
-		c, err := callerOf(ctx, tx, actor)
-		if err != nil {
-			return err
-		}
-		if !c.is(userID) && !c.admin() {
-			return errs.E(errs.Forbidden, "only an admin can create calendar feed tokens for other users")
-		}
-		u, err := tx.GetUser(ctx, userID)
-		if err != nil {
-			return err
-		}
-		if u.Disabled {
-			return errs.E(errs.Conflict, "user %s is disabled; enable the account first", u.Username)
-		}
-		t = Token{ID: newID(), UserID: userID, Name: feedTokenName + name, Hash: secretHash(plain), CreatedAt: s.clock()}
-		if err := tx.InsertToken(ctx, &t); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "calendar_token.create", ObjectType: "api_token", ObjectID: t.ID, After: t})
-	})
-	if err != nil {
-		return "", Token{}, fmt.Errorf("create calendar feed token: %w", err)
-	}
-	return plain, t, nil
+	return s.issueToken(ctx, actor, userID, name, 0,
+		tokenKind{prefix: FeedTokenPrefix, stored: feedTokenName, what: "calendar feed token", action: "calendar_token.create"})
 }
 
 // ListFeedTokens returns a user's calendar feed tokens, revoked ones

@@ -40,6 +40,22 @@ func tokenNameProblem(name string) string {
 // never again. Users create their own tokens; admins may create them for
 // anyone. ttl zero means the token does not expire.
 func (s *Service) CreateToken(ctx context.Context, actor audit.Actor, userID, name string, ttl time.Duration) (string, Token, error) {
+	return s.issueToken(ctx, actor, userID, name, ttl, tokenKind{prefix: TokenPrefix, what: "API token", action: "token.create"})
+}
+
+// tokenKind says what issueToken is issuing: API tokens and calendar feed
+// tokens share storage, hashing and the rules on who may issue them.
+type tokenKind struct {
+	prefix string
+	// stored prefixes the name as stored, marking the token's kind.
+	stored string
+	what   string
+	action string
+}
+
+// issueToken validates, creates and audits a token of kind k and returns
+// its plaintext, which is shown once and never stored.
+func (s *Service) issueToken(ctx context.Context, actor audit.Actor, userID, name string, ttl time.Duration, k tokenKind) (string, Token, error) {
 	name = strings.TrimSpace(name)
 	var v errs.Validation
 	if p := tokenNameProblem(name); p != "" {
@@ -48,14 +64,14 @@ func (s *Service) CreateToken(ctx context.Context, actor audit.Actor, userID, na
 	if ttl < 0 {
 		v.Add("expires", "must not be in the past")
 	}
-	if err := v.Err("invalid API token"); err != nil {
+	if err := v.Err("invalid " + k.what); err != nil {
 		return "", Token{}, err
 	}
 	secret, err := s.newSecret()
 	if err != nil {
 		return "", Token{}, err
 	}
-	plain := TokenPrefix + secret
+	plain := k.prefix + secret
 	var t Token
 	err = s.store.Transact(ctx, func(tx Tx) error {
 		c, err := callerOf(ctx, tx, actor)
@@ -63,7 +79,7 @@ func (s *Service) CreateToken(ctx context.Context, actor audit.Actor, userID, na
 			return err
 		}
 		if !c.is(userID) && !c.admin() {
-			return errs.E(errs.Forbidden, "only an admin can create API tokens for other users")
+			return errs.E(errs.Forbidden, "only an admin can create %ss for other users", k.what)
 		}
 		u, err := tx.GetUser(ctx, userID)
 		if err != nil {
@@ -73,7 +89,7 @@ func (s *Service) CreateToken(ctx context.Context, actor audit.Actor, userID, na
 			return errs.E(errs.Conflict, "user %s is disabled; enable the account first", u.Username)
 		}
 		now := s.clock()
-		t = Token{ID: newID(), UserID: userID, Name: name, Hash: secretHash(plain), CreatedAt: now}
+		t = Token{ID: newID(), UserID: userID, Name: k.stored + name, Hash: secretHash(plain), CreatedAt: now}
 		if ttl > 0 {
 			exp := now.Add(ttl)
 			t.ExpiresAt = &exp
@@ -81,10 +97,10 @@ func (s *Service) CreateToken(ctx context.Context, actor audit.Actor, userID, na
 		if err := tx.InsertToken(ctx, &t); err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "token.create", ObjectType: "api_token", ObjectID: t.ID, After: t})
+		return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: k.action, ObjectType: "api_token", ObjectID: t.ID, After: t})
 	})
 	if err != nil {
-		return "", Token{}, fmt.Errorf("create API token: %w", err)
+		return "", Token{}, fmt.Errorf("create %s: %w", k.what, err)
 	}
 	return plain, t, nil
 }
