@@ -79,9 +79,12 @@ type Decision struct {
 //
 //   - Halt when f/n > HaltFailureRate. f/n only grows as jobs finish, so
 //     this halts as soon as the outcome is certain, before all jobs end.
-//   - Blocked when the gate can never open: n < MinSuccess, or even if
-//     every unfinished job succeeded there would be fewer than MinSuccess
-//     successes or a success rate below SuccessRate.
+//   - Blocked when the gate can never open: even if every unfinished job
+//     succeeded there would be fewer than MinSuccess successes or a
+//     success rate below SuccessRate. A ring with fewer assets than
+//     MinSuccess (a small clinic's one intranet server) needs every one of
+//     them to succeed instead: a count it can never reach would stall
+//     every rollout that touches it.
 //   - Wait while any job is running (its result may still halt the wave).
 //   - Wait while s < MinSuccess or s/n < SuccessRate (pending jobs may
 //     still bring them up). Jobs not yet started do not hold back a gate
@@ -119,7 +122,7 @@ func Gate(ring policy.Ring, jobs []Job, now time.Time, loc *time.Location) Decis
 			ring.Name, f, n, 100*rate(f), 100*ring.HaltFailureRate)}
 	}
 	if n < ring.MinSuccess {
-		return Decision{Verdict: Blocked, Reason: fmt.Sprintf("ring %s has %d assets; its gate needs %d successes", ring.Name, n, ring.MinSuccess)}
+		ring.MinSuccess = n
 	}
 	if best := n - f; best < ring.MinSuccess || rate(best) < ring.SuccessRate {
 		return Decision{Verdict: Blocked, Reason: fmt.Sprintf("ring %s: with %d of %d jobs failed at most %d can succeed (%.1f%%); the gate needs %d and %.1f%%",
