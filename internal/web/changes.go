@@ -703,6 +703,11 @@ type actionForm struct {
 	Danger   bool
 	Revision int
 	Why      string
+	// Windows are the policy windows the schedule form offers; a change
+	// drafted with "decide when scheduling" is given its window here.
+	Windows []option
+	// NeedsWindow is set when the change has no planned window yet.
+	NeedsWindow bool
 }
 
 type runRow struct {
@@ -880,8 +885,26 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 			// Through the rollout, every move but complete needs a reason.
 			needsWhy = m.Action != change.ActComplete
 		}
-		v.Actions = append(v.Actions, actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: needsWhy,
-			Danger: info.danger, Revision: c.Revision})
+		af := actionForm{ID: c.ID, Action: m.Action, Button: info.button, To: m.To, NeedsWhy: needsWhy,
+			Danger: info.danger, Revision: c.Revision}
+		if m.Action == change.ActSchedule {
+			af.NeedsWindow = len(c.PlannedWindows) == 0
+			keep := "Keep the planned window"
+			if af.NeedsWindow {
+				keep = "Choose a window"
+			}
+			af.Windows = []option{{Value: "", Label: keep}}
+			pp := pol.Policy()
+			for _, w := range pp.Windows {
+				if !w.Emergency || c.Type == change.Emergency {
+					af.Windows = append(af.Windows, option{Value: w.Name, Label: w.Name})
+				}
+			}
+			if c.Type == change.Emergency && pp.Emergency.Window == policy.WindowImmediate {
+				af.Windows = append(af.Windows, option{Value: policy.WindowImmediate, Label: "Immediately"})
+			}
+		}
+		v.Actions = append(v.Actions, af)
 	}
 	classes := status.Requirement.Classes
 	required := change.RequiredCases(pol, c.Type, classes)
@@ -1001,7 +1024,11 @@ func (ui *UI) actChange(w http.ResponseWriter, r *http.Request, p auth.Principal
 		case act == change.ActRework:
 			_, err = svc.Rework(ctx, u, id, st)
 		case act == change.ActSchedule:
-			_, err = svc.Schedule(ctx, u, id, nil, st)
+			var windows []change.PlannedWindow
+			if w := strings.TrimSpace(r.PostFormValue("window")); w != "" {
+				windows = []change.PlannedWindow{{Window: w}}
+			}
+			_, err = svc.Schedule(ctx, u, id, windows, st)
 		case act == change.ActStart:
 			_, err = svc.Start(ctx, u, id, st)
 		case act == change.ActComplete:

@@ -569,3 +569,47 @@ func TestWorklistAndFindingOfferChange(t *testing.T) {
 		t.Errorf("finding page create-change link = %q", got)
 	}
 }
+
+// TestScheduleChoosesWindow: a change drafted with "decide when scheduling"
+// is given its maintenance window on the schedule form; without one the
+// form asks for it, and the service refuses a schedule with none.
+func TestScheduleChoosesWindow(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, _ := e.newForm(auth.RoleAdmin, "finding=f-ssl-pc")
+	vals.Set("window", "")
+	id := e.create(auth.RoleAdmin, vals)
+	e.act(id, auth.RoleAdmin, "submit", "")
+	ctx := context.Background()
+	for _, who := range []struct{ id, as string }{{"u-approver-1", "security-officer"}, {"u-approver-2", "system-owner"}} {
+		cur, _ := e.changes.Get(ctx, id)
+		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: who.id, Name: who.id}, Role: "approver"}
+		if _, _, err := e.changes.Approve(ctx, u, id, change.Decision{As: who.as, Revision: cur.Revision}); err != nil {
+			t.Fatalf("approve as %s: %v", who.as, err)
+		}
+	}
+	doc := e.page(id, auth.RoleOperator)
+	sel := doc.Find("#act-schedule select[name=window]")
+	if sel.Length() != 1 || sel.AttrOr("required", "x") == "x" {
+		t.Fatalf("schedule form: window select %d, required %q; want one, required", sel.Length(), sel.AttrOr("required", ""))
+	}
+	if got := sel.Find(`option[value="servers-weekly"]`).Length(); got != 1 {
+		t.Errorf("schedule form offers no servers-weekly window")
+	}
+	// Without a window the service refuses, on the page.
+	vals = formValues(doc.Find("#act-schedule"))
+	vals.Set("window", "")
+	w := e.post("/changes/"+id+"/act", auth.RoleOperator, vals)
+	if w.Code == http.StatusSeeOther {
+		t.Fatalf("scheduling without any window was accepted")
+	}
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(strings.ToLower(got), "window") {
+		t.Errorf("refusal = %q; want it to name the missing window", got)
+	}
+	vals.Set("window", "servers-weekly")
+	w = e.post("/changes/"+id+"/act", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusSeeOther)
+	c, err := e.changes.Get(ctx, id)
+	if err != nil || c.State != change.Scheduled || len(c.PlannedWindows) != 1 || c.PlannedWindows[0].Window != "servers-weekly" {
+		t.Errorf("after scheduling: %s, windows %+v, %v; want scheduled in servers-weekly", c.State, c.PlannedWindows, err)
+	}
+}
