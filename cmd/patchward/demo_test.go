@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/patchward/patchward/internal/auth"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -39,12 +40,19 @@ func TestDemoSeedPrioritises(t *testing.T) {
 		t.Fatalf("seedDemo: %v\n%s", err, &out)
 	}
 	t.Logf("demo seeding took %v", time.Since(start))
-	for _, re := range []string{`username: admin\n  password: \S+`, `username: approver\n  password: \S+`} {
+	for _, re := range []string{`username: admin\n  password: \S+`, `username: approver\n  password: \S+`, `username: owner\n  password: \S+`} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("seed output lacks %q:\n%s", re, &out)
 		}
 	}
 
+	// Two approvers besides the admin: a normal change needs two, and its
+	// requester cannot be one of them.
+	for _, name := range []string{"approver", "owner"} {
+		if u, err := a.accounts.UserByName(ctx, name); err != nil || u.Role != auth.RoleApprover {
+			t.Errorf("demo user %s = %+v, %v; want an approver", name, u.Role, err)
+		}
+	}
 	wl, err := a.risk.Worklist(ctx, risk.WorklistFilter{Status: "all", Limit: 500})
 	if err != nil {
 		t.Fatal(err)

@@ -310,9 +310,23 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 	}
 	if approverPW != "" {
 		fmt.Fprintf(out, "Demo approver created (approves risk acceptances and changes). Sign in with:\n  username: %s\n  password: %s\n(shown once; change it with `patchward user reset-password --username %[1]s`)\n\n", demoApprover, approverPW)
+		// A normal change needs two approvers under the default policy,
+		// neither of them its requester: the demo has a second one.
+		ownerPW := auth.BootstrapPassword()
+		if _, err := a.accounts.CreateUser(ctx, demoSeeder, auth.NewUser{Username: demoOwner,
+			DisplayName: "Demo system owner (second approver of changes)", Role: auth.RoleApprover, Password: ownerPW}); err != nil {
+			if errs.KindOf(err) != errs.Conflict {
+				return fmt.Errorf("demo system owner: %w", err)
+			}
+		} else {
+			fmt.Fprintf(out, "Demo system owner created (the second approval a normal change needs). Sign in with:\n  username: %s\n  password: %s\n(shown once)\n\n", demoOwner, ownerPW)
+		}
 	}
 	return nil
 }
+
+// demoOwner is the demo's second approver: a normal change needs two.
+const demoOwner = "owner"
 
 // demoSeeder is the audit actor of everything the demo seeds itself.
 var demoSeeder = audit.Actor{Kind: audit.ActorSystem, Name: "demo-seed"}
