@@ -926,6 +926,20 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 				row.Verdict = "partial"
 			}
 		}
+		if row.Verdict == "pass" {
+			// A run that never ran a case the policy requires is not a
+			// passed run, however its recorded cases went.
+			passed := map[string]bool{}
+			for _, res := range run.Results {
+				passed[res.CaseID] = res.Result == change.ResultPass
+			}
+			for _, id := range required {
+				if !passed[id] {
+					row.Verdict = "partial"
+					break
+				}
+			}
+		}
 		v.Runs = append(v.Runs, row)
 	}
 	ev, err := svc.EvidenceList(ctx, id)

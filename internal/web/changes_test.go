@@ -436,6 +436,13 @@ func TestChangeLifecycle(t *testing.T) {
 	if got := text(doc.Find(`#approval-table tr[data-by="approver"] td`).Eq(1)); got != "security-officer Approver" {
 		t.Errorf("approval row = %q", got)
 	}
+	// A run that passes one case and never runs the others the policy
+	// requires is incomplete, not passed.
+	w = e.testRun(id, auth.RoleOperator, map[string][3]string{"edr-compatibility": {"pass", "", ""}}, nil)
+	wantStatus(t, w, http.StatusSeeOther)
+	if v := e.page(id, auth.RoleViewer).Find("#test-runs .run").First().AttrOr("data-verdict", ""); v != "partial" {
+		t.Errorf("a run missing required cases has verdict %q; want partial (Incomplete)", v)
+	}
 	// A test run while submitted, with an uploaded evidence file.
 	evidence := []byte("backup job 4711 restored to the test VM at 14:02; boot 41s (baseline 39s)\n")
 	results := map[string][3]string{}
@@ -446,8 +453,8 @@ func TestChangeLifecycle(t *testing.T) {
 	w = e.testRun(id, auth.RoleOperator, results, map[string][]byte{"backup.txt": evidence})
 	wantStatus(t, w, http.StatusSeeOther)
 	doc = e.page(id, auth.RoleViewer)
-	run := doc.Find("#test-runs .run")
-	if run.Length() != 1 || run.AttrOr("data-verdict", "") != "pass" {
+	run := doc.Find("#test-runs .run").First()
+	if doc.Find("#test-runs .run").Length() != 2 || run.AttrOr("data-verdict", "") != "pass" {
 		t.Errorf("runs = %d, verdict %q", run.Length(), run.AttrOr("data-verdict", ""))
 	}
 	sum := sha256.Sum256(evidence)
