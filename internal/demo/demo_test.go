@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"github.com/patchward/patchward/internal/deploy"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +28,23 @@ func TestSeed(t *testing.T) {
 	}
 	if n < 20 {
 		t.Errorf("Seed created %d assets; want at least 20", n)
+	}
+	// Every maintenance window the demo names is one the scheduler and the
+	// agents can use: a weekly form or a window of the default policy.
+	all, err := inv.Assets(ctx, inventory.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range all.Assets {
+		if a.MaintenanceWindow == "" {
+			continue
+		}
+		if _, err := deploy.ParseWeeklyWindow(a.MaintenanceWindow); err == nil {
+			continue
+		}
+		if _, ok := policy.Default().Window(a.MaintenanceWindow); !ok {
+			t.Errorf("%s: maintenance window %q is neither weekly nor a policy window", a.Name, a.MaintenanceWindow)
+		}
 	}
 	// The demo must cover every kind of device the product talks about.
 	for _, typ := range []inventory.Type{inventory.TypeServer, inventory.TypeEndpoint, inventory.TypeMobile,
