@@ -232,6 +232,24 @@ func (ui *UI) newChange(w http.ResponseWriter, r *http.Request, _ auth.Principal
 			vulns = append(vulns, f.VulnID)
 		}
 		key := f.Package + "\x00" + f.Ecosystem + "\x00" + f.FixedVersion
+		if f.FixedVersion == "" {
+			// No version to install through an agent: the vendor applies it
+			// (or is asked to), so it is a manual task in the same wave.
+			if !seenPatch[key] {
+				seenPatch[key] = true
+				task := "Apply the vendor's fix for " + f.Package + " " + f.Version
+				if f.FixNote != "" {
+					task += ": " + f.FixNote
+				} else {
+					task += " (no fix published yet: ask the vendor)"
+				}
+				vals.Add("task", task)
+				vals.Add("task_owner", "")
+				vals.Add("task_due", "")
+				packages = append(packages, f.Package)
+			}
+			continue
+		}
 		if !seenPatch[key] {
 			seenPatch[key] = true
 			vals.Add("pkg", f.Package)

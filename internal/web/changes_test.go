@@ -83,6 +83,8 @@ func newChangeEnvWith(t *testing.T, with func(db *store.DB, cfg *Config)) *chang
 			VulnID: "CVE-2024-0727", FixedVersion: "3.0.13-1", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
 		{ID: "f-curl-pc", AssetID: ids["Front desk PC"], Ecosystem: "Debian:12", Package: "curl", Version: "7.88.1-10",
 			VulnID: "CVE-2023-38545", FixedVersion: "7.88.1-10+deb12u4", Source: match.SourceOSV, State: match.StateOpen, FirstSeen: day, LastSeen: day},
+		{ID: "f-pump", AssetID: ids["Chemistry analyzer"], Ecosystem: "CSAF", Package: "roche:cobas", Version: "1.2",
+			VulnID: "CVE-2024-9999", FixNote: "Roche service installs 1.3 on request", Source: match.SourceCSAF, State: match.StateOpen, FirstSeen: day, LastSeen: day},
 	}}
 	e := &env{t: t, accounts: newFakeAccounts(), logs: &bytes.Buffer{}, findings: ff, risk: newFakeRisk()}
 	feeds := &fakeFeedTokens{}
@@ -618,5 +620,24 @@ func TestScheduleChoosesWindow(t *testing.T) {
 	c, err := e.changes.Get(ctx, id)
 	if err != nil || c.State != change.Scheduled || len(c.PlannedWindows) != 1 || c.PlannedWindows[0].Window != "servers-weekly" {
 		t.Errorf("after scheduling: %s, windows %+v, %v; want scheduled in servers-weekly", c.State, c.PlannedWindows, err)
+	}
+}
+
+// TestChangeFormVendorFixIsManualTask: a finding with no version to
+// install (a maker's fix, applied by its service) pre-fills a vendor task,
+// not a patch row the form would then refuse.
+func TestChangeFormVendorFixIsManualTask(t *testing.T) {
+	e := newChangeEnv(t)
+	vals, doc := e.newForm(auth.RoleAdmin, "finding=f-pump&finding=f-ssl-pc")
+	if got := vals["task"]; len(got) == 0 || !strings.Contains(got[0], "Roche service installs 1.3 on request") {
+		t.Errorf("tasks = %q; want the vendor's fix as a manual task", got)
+	}
+	for i, p := range vals["pkg"] {
+		if p == "roche:cobas" {
+			t.Errorf("patch row %d is the vendor-fixed package with version %q; want it only as a task", i, vals["version"][i])
+		}
+	}
+	if doc.Find("#change-form").Length() != 1 {
+		t.Fatal("no change form")
 	}
 }
