@@ -391,7 +391,9 @@ func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, p auth.Princip
 			return err
 		}
 	}
-	if ui.cfg.Exceptions != nil && p.Can(auth.PermExceptionRequest) && f.State == match.StateOpen {
+	// A finding an exception already covers is not offered another one.
+	excepted := v.Priority != nil && v.Priority.ExceptionID != "" && v.Priority.SLA == risk.SLAExcepted
+	if ui.cfg.Exceptions != nil && p.Can(auth.PermExceptionRequest) && f.State == match.StateOpen && !excepted {
 		v.RequestExceptionURL = "/exceptions/new?" + url.Values{"scope": {risk.ScopeFinding}, "target": {f.ID}, "vuln": {f.VulnID}}.Encode()
 	}
 	if ui.cfg.Changes != nil && p.Can(auth.PermChangeWrite) && f.State == match.StateOpen {

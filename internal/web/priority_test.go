@@ -1,6 +1,7 @@
 package web
 
 import (
+	"github.com/patchward/patchward/internal/risk"
 	"net/http"
 	"testing"
 
@@ -137,5 +138,22 @@ func TestAssetPageRiskLinks(t *testing.T) {
 	doc = parse(t, e.get("/assets/a-chem", auth.RoleAuditor))
 	if doc.Find("#request-exception").Length() != 0 {
 		t.Error("auditor is offered to request an exception")
+	}
+}
+
+// TestExceptedFindingOffersNoSecondException: an operator may ask for an
+// exception on an open finding, but not on one an exception already covers.
+func TestExceptedFindingOffersNoSecondException(t *testing.T) {
+	e := newRiskEnv(t)
+	e.risk.mu.Lock()
+	e.risk.explain["f-vpn"] = risk.Explanation{SLA: risk.SLAExcepted, Record: risk.Record{FindingID: "f-vpn", AssetID: "a-vpn",
+		VulnID: "CVE-2024-1111", Status: risk.StatusExcepted, ExceptionID: "exc_0000000000000001",
+		Assessment: risk.Assessment{Mode: "score", Score: 70, Tier: "critical"}}}
+	e.risk.mu.Unlock()
+	if n := parse(t, e.get("/findings/f-xz", auth.RoleOperator)).Find("#request-exception").Length(); n != 1 {
+		t.Errorf("open finding: %d request-exception links; want 1", n)
+	}
+	if n := parse(t, e.get("/findings/f-vpn", auth.RoleOperator)).Find("#request-exception").Length(); n != 0 {
+		t.Errorf("excepted finding: %d request-exception links; want none", n)
 	}
 }

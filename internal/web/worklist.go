@@ -153,7 +153,7 @@ func (ui *UI) worklist(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return formField{Name: name, Label: lbl, Kind: "select", Options: opts}
 	}
 	v.Selects = []formField{
-		sel("sla", "SLA state", anyOption("Open, any state", slaOpts)),
+		sel("sla", "SLA state", anyOption("Open (excepted ones apart)", slaOpts)),
 		sel("tier", "Tier", anyOption("Any tier", tierOpts)),
 		sel("site", "Site", anyOption("Any site", siteOpts)),
 		sel("sort", "Order", []option{{Value: "", Label: "Highest score first"},
