@@ -482,8 +482,11 @@ type exceptionView struct {
 	Done string
 	// Message is why the last action failed; Status its HTTP status.
 	Message string
-	// CanDecide and CanWithdraw say which decision forms the page offers.
+	// CanDecide and CanWithdraw say which decision forms the page offers;
+	// CanApprove narrows CanDecide for a request to those who may approve
+	// it (an approver role of the policy, and not its requester).
 	CanDecide   bool
+	CanApprove  bool
 	CanWithdraw bool
 	// OwnRequest: the user requested it, so separation of duties keeps
 	// them from deciding it.
@@ -545,6 +548,7 @@ func (ui *UI) exceptionPage(r *http.Request, p auth.Principal, id string) (excep
 		CanDecide:  p.Can(auth.PermExceptionDecide) && (e.State == risk.ExceptionRequested || e.State == risk.ExceptionApproved),
 		OwnRequest: strings.EqualFold(p.Username, e.RequestedBy)}
 	v.CanWithdraw = v.OwnRequest && e.State == risk.ExceptionRequested && p.Can(auth.PermExceptionRequest)
+	v.CanApprove = v.CanDecide && !v.OwnRequest && slices.Contains(pol.Exceptions.ApproverRoles, string(p.Role))
 	if v.CanDecide && !slices.Contains(pol.Exceptions.ApproverRoles, string(p.Role)) {
 		v.Approvers = strings.Join(pol.Exceptions.ApproverRoles, ", ")
 		if v.Approvers == "" {
