@@ -79,6 +79,11 @@ func offeredUnderRollout(act change.Action, st deploy.RolloutState) bool {
 		return true
 	case change.ActComplete:
 		return st == deploy.RolloutAwaitingCompletion
+	case change.ActResume:
+		// A change halted while its rollout was paused: only the
+		// change-level resume brings both back (the rollout's own resume
+		// would run into the halted change and be halted again).
+		return st == deploy.RolloutPaused
 	}
 	return false
 }

@@ -282,3 +282,23 @@ func TestDeploymentSection(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestOfferedUnderRollout(t *testing.T) {
+	for _, tc := range []struct {
+		act  change.Action
+		st   deploy.RolloutState
+		want bool
+	}{
+		{change.ActHalt, deploy.RolloutRunning, true},
+		{change.ActComplete, deploy.RolloutRunning, false},
+		{change.ActComplete, deploy.RolloutAwaitingCompletion, true},
+		{change.ActResume, deploy.RolloutPaused, true},
+		{change.ActResume, deploy.RolloutHalted, false},
+		{change.ActRollBack, deploy.RolloutRunning, false},
+		{change.ActCancel, deploy.RolloutHalted, false},
+	} {
+		if got := offeredUnderRollout(tc.act, tc.st); got != tc.want {
+			t.Errorf("offeredUnderRollout(%s, %s) = %v; want %v", tc.act, tc.st, got, tc.want)
+		}
+	}
+}
