@@ -744,6 +744,9 @@ type evidenceRow struct {
 type protocolRow struct {
 	change.TestStep
 	Required bool
+	// Result and Notes give back what was typed when a test-run form is
+	// refused, so nobody enters a run twice.
+	Result, Notes string
 }
 
 type signOffRow struct {
@@ -995,8 +998,24 @@ func (ui *UI) failChange(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return verr
 	}
 	v.Message, v.Failed, v.FailedWhy = errs.Public(err), failed, typed
+	// A test run's results are numbered by the service in the order they
+	// were posted; the page names the case instead.
+	var posted []string
+	if failed == "test" && r.PostForm != nil {
+		for _, row := range v.Protocol {
+			if r.PostForm.Get("result_"+row.CaseID) != "" {
+				posted = append(posted, row.Name)
+			}
+		}
+	}
 	for k, msg := range errs.FieldsOf(err) {
-		v.Problems = append(v.Problems, fieldLabel(k)+": "+msg)
+		l := fieldLabel(k)
+		if base, rest, ok := strings.Cut(k, "["); ok && base == "results" {
+			if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil && i >= 0 && i < len(posted) {
+				l = posted[i]
+			}
+		}
+		v.Problems = append(v.Problems, l+": "+msg)
 	}
 	slices.Sort(v.Problems)
 	if len(v.Problems) > 0 {
@@ -1008,6 +1027,12 @@ func (ui *UI) failChange(w http.ResponseWriter, r *http.Request, p auth.Principa
 	for i := range v.Actions {
 		if string(v.Actions[i].Action) == failed {
 			v.Actions[i].Why = typed
+		}
+	}
+	if failed == "test" && r.PostForm != nil {
+		for i := range v.Protocol {
+			v.Protocol[i].Result = r.PostForm.Get("result_" + v.Protocol[i].CaseID)
+			v.Protocol[i].Notes = r.PostForm.Get("notes_" + v.Protocol[i].CaseID)
 		}
 	}
 	ui.render(w, r, errs.HTTPStatus(err), "change", v.C.Title, v)

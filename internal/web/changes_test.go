@@ -472,10 +472,18 @@ func TestChangeLifecycle(t *testing.T) {
 		t.Errorf("download: %q %v", dl.Body.String(), dl.Header())
 	}
 	// A failed case without notes is refused, on the page.
-	w = e.testRun(id, auth.RoleOperator, map[string][3]string{"boot-time": {"fail", "", ""}}, nil)
+	// The page names the case, and gives back what was typed.
+	w = e.testRun(id, auth.RoleOperator, map[string][3]string{"boot-time": {"fail", "", ""}, "connectivity": {"pass", "pings fine", ""}}, nil)
 	wantStatus(t, w, http.StatusBadRequest)
-	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "a fail result needs notes") {
-		t.Errorf("failed-case message = %q", got)
+	fdoc := parse(t, w)
+	if got := text(fdoc.Find("#change-error")); !strings.Contains(got, "a fail result needs notes") || strings.Contains(got, "(row ") {
+		t.Errorf("failed-case message = %q; want it to name the case, not a row", got)
+	}
+	if got := fdoc.Find("#result-boot-time option[selected]").AttrOr("value", ""); got != "fail" {
+		t.Errorf("boot-time result given back as %q; want fail", got)
+	}
+	if got := fdoc.Find("#notes-connectivity").Text(); got != "pings fine" {
+		t.Errorf("connectivity notes given back as %q; want what was typed", got)
 	}
 
 	// The admin cannot approve (requester); the operator cannot either
