@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/policy"
 )
 
@@ -30,55 +30,29 @@ type Opening struct {
 	Start, End int
 }
 
-var specDays = map[string][]time.Weekday{
-	"sun": {time.Sunday}, "mon": {time.Monday}, "tue": {time.Tuesday}, "wed": {time.Wednesday},
-	"thu": {time.Thursday}, "fri": {time.Friday}, "sat": {time.Saturday},
-	"daily":    {time.Sunday, time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday, time.Saturday},
-	"weekdays": {time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday},
-	"weekends": {time.Sunday, time.Saturday},
+// ParseWeeklyWindow reads an asset's maintenance window reference in the
+// compact form — day-HHMM-HHMM, where day is a weekday ("sun".."sat"),
+// "daily", "weekdays" or "weekends" and an end before the start runs past
+// midnight, or day-HHMM-nextday-HHMM across midnight. The grammar is
+// fleet.ParseWindowRef's, the one whose result agents enforce, so the
+// server plans only starts the agent will accept. Anything else is
+// Unsupported: it may be the name of a policy window, which the Calendar
+// resolves instead.
+func ParseWeeklyWindow(spec string) (WeeklyWindow, error) {
+	aw, err := fleet.ParseWindowRef(spec, "")
+	if err != nil {
+		return WeeklyWindow{}, err
+	}
+	w := WeeklyWindow{Spec: strings.ToLower(strings.TrimSpace(spec))}
+	for _, s := range aw.Slots {
+		w.Openings = append(w.Openings, Opening{Day: time.Weekday(s.Day), Start: hhmmMinutes(s.Start), End: hhmmMinutes(s.End)})
+	}
+	return w, nil
 }
 
-// ParseWeeklyWindow reads an asset's maintenance window reference in the
-// compact form. It accepts exactly what internal/fleet's ParseWindowRef
-// hands to agents (a test holds the two together): day-HHMM-HHMM, where
-// day is a weekday ("sun".."sat"), "daily", "weekdays" or "weekends" and
-// an end before the start runs past midnight, or day-HHMM-nextday-HHMM
-// across midnight. Anything else is Unsupported: it may be the name of a
-// policy window, which the Calendar resolves instead.
-func ParseWeeklyWindow(spec string) (WeeklyWindow, error) {
-	norm := strings.ToLower(strings.TrimSpace(spec))
-	parts := strings.Split(norm, "-")
-	hhmm := func(s string) (int, bool) {
-		if len(s) != 4 || strings.Trim(s, "0123456789") != "" || s[:2] > "23" || s[2:] > "59" {
-			return 0, false
-		}
-		return int(s[0]-'0')*600 + int(s[1]-'0')*60 + int(s[2]-'0')*10 + int(s[3]-'0'), true
-	}
-	w := WeeklyWindow{Spec: norm}
-	switch len(parts) {
-	case 3:
-		days, ok := specDays[parts[0]]
-		start, ok1 := hhmm(parts[1])
-		end, ok2 := hhmm(parts[2])
-		if !ok || !ok1 || !ok2 || start == end {
-			break
-		}
-		for _, d := range days {
-			w.Openings = append(w.Openings, Opening{Day: d, Start: start, End: end})
-		}
-		return w, nil
-	case 4:
-		d1, ok := specDays[parts[0]]
-		d2, okd := specDays[parts[2]]
-		start, ok1 := hhmm(parts[1])
-		end, ok2 := hhmm(parts[3])
-		if !ok || !okd || !ok1 || !ok2 || len(d1) != 1 || len(d2) != 1 || d2[0] != (d1[0]+1)%7 || end >= start {
-			break
-		}
-		w.Openings = []Opening{{Day: d1[0], Start: start, End: end}}
-		return w, nil
-	}
-	return WeeklyWindow{}, errs.E(errs.Unsupported, "maintenance window %q is not of the form day-HHMM-HHMM or day-HHMM-nextday-HHMM", spec)
+// hhmmMinutes reads the "HH:MM" fleet.ParseWindowRef writes.
+func hhmmMinutes(s string) int {
+	return int(s[0]-'0')*600 + int(s[1]-'0')*60 + int(s[3]-'0')*10 + int(s[4]-'0')
 }
 
 // Slots returns the openings of w that overlap [from, to), read in loc
