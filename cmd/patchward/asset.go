@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -77,7 +76,7 @@ func newAssetListCmd(g *globals) *cobra.Command {
 				}
 				out := cmd.OutOrStdout()
 				if asJSON {
-					return printIndentedJSON(out, page)
+					return printJSON(out, page)
 				}
 				names := map[string]string{}
 				for _, s := range sites {
@@ -139,7 +138,7 @@ func newAssetShowCmd(g *globals) *cobra.Command {
 				}
 				out := cmd.OutOrStdout()
 				if asJSON {
-					return printIndentedJSON(out, a)
+					return printJSON(out, a)
 				}
 				sites, err := svc.Sites(ctx)
 				if err != nil {
@@ -228,7 +227,7 @@ problem is listed and nothing is imported. --dry-run shows what would happen.`,
 				}
 				out := cmd.OutOrStdout()
 				if asJSON {
-					if werr := printIndentedJSON(out, rep); werr != nil {
+					if werr := printJSON(out, rep); werr != nil {
 						return werr
 					}
 				} else if werr := printImportReport(out, rep, err == nil); werr != nil {
@@ -386,7 +385,7 @@ func newAssetReconcileCmd(g *globals) *cobra.Command {
 				}
 				out := cmd.OutOrStdout()
 				if asJSON {
-					return printIndentedJSON(out, r)
+					return printJSON(out, r)
 				}
 				var b strings.Builder
 				fmt.Fprintf(&b, "%d assets; %d both purchased and seen\n", r.Total, r.Matched)
@@ -411,10 +410,4 @@ func newAssetReconcileCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&staleDays, "stale-days", inventory.DefaultStaleDays, "days without a sighting before an asset is stale")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func printIndentedJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

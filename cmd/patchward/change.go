@@ -31,7 +31,12 @@ func (g *globals) withChanges(ctx context.Context, fn func(db *store.DB, svc *ch
 		return err
 	}
 	defer db.Close()
-	return fn(db, change.NewService(db.Changes(), policyService(db), db.Risk(), nil))
+	return fn(db, changeService(db))
+}
+
+// changeService is the change service on db, built the way the server builds it.
+func changeService(db *store.DB) *change.Service {
+	return change.NewService(db.Changes(), policyService(db), db.Risk(), nil)
 }
 
 // changeUser resolves --as to the Patchward user a change command acts as,
@@ -90,10 +95,7 @@ func newChangeListCmd(g *globals) *cobra.Command {
 				}
 				w := cmd.OutOrStdout()
 				if asJSON {
-					if cs == nil {
-						cs = []change.Change{}
-					}
-					return printJSON(w, cs)
+					return printJSON(w, nonNilSlice(cs))
 				}
 				if len(cs) == 0 {
 					_, err := fmt.Fprintln(w, "No changes match.")
@@ -213,21 +215,29 @@ func printChange(w io.Writer, d changeDetail) error {
 	return tw.Flush()
 }
 
+// openFileFlag opens the file a --file flag names, "-" being standard input.
+func openFileFlag(cmd *cobra.Command, path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(cmd.InOrStdin()), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errs.Wrap(errs.Invalid, err, "--file %s: cannot open it", path)
+	}
+	return f, nil
+}
+
 // readChangeFile reads a change record from path ("-" for standard input)
 // through the API's strict decoder.
 func readChangeFile(cmd *cobra.Command, path string) (change.Change, error) {
 	if path == "" {
 		return change.Change{}, errs.E(errs.Invalid, "--file is required: a change record as JSON (see the API's Change schema)")
 	}
-	var r io.Reader = cmd.InOrStdin()
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return change.Change{}, errs.Wrap(errs.Invalid, err, "--file %s: cannot open it", path)
-		}
-		defer f.Close()
-		r = f
+	r, err := openFileFlag(cmd, path)
+	if err != nil {
+		return change.Change{}, err
 	}
+	defer r.Close()
 	c, err := change.Decode(r)
 	if err != nil {
 		return change.Change{}, fmt.Errorf("--file %s: %w", path, err)
@@ -331,13 +341,6 @@ type moveInput struct {
 }
 
 func (in moveInput) step() change.Step { return change.Step{Why: in.why, Revision: in.revision} }
-
-func plainMove(f func(context.Context, change.User, string, change.Step) (change.Change, error)) func(context.Context, *change.Service, change.User, string, moveInput) (change.Change, string, error) {
-	return func(ctx context.Context, _ *change.Service, u change.User, id string, in moveInput) (change.Change, string, error) {
-		c, err := f(ctx, u, id, in.step())
-		return c, "", err
-	}
-}
 
 var changeMoves = []changeMove{
 	{name: "submit", short: "Submit a draft for approval", perm: auth.PermChangeWrite,
@@ -504,15 +507,11 @@ func newChangeTestRunCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return errs.E(errs.Invalid, "--file is required: the run's results as JSON")
 			}
-			var r io.Reader = cmd.InOrStdin()
-			if file != "-" {
-				f, err := os.Open(file)
-				if err != nil {
-					return errs.Wrap(errs.Invalid, err, "--file %s: cannot open it", file)
-				}
-				defer f.Close()
-				r = f
+			r, err := openFileFlag(cmd, file)
+			if err != nil {
+				return err
 			}
+			defer r.Close()
 			var in struct {
 				Results []change.CaseResult `json:"results"`
 			}
@@ -635,10 +634,7 @@ func newChangeEvidenceCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					if ev == nil {
-						ev = []change.Evidence{}
-					}
-					return printJSON(cmd.OutOrStdout(), ev)
+					return printJSON(cmd.OutOrStdout(), nonNilSlice(ev))
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "SHA256\tNAME\tTYPE\tSIZE\tBY\tAT")

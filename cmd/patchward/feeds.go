@@ -252,7 +252,7 @@ func newFeedsStatusCmd(g *globals) *cobra.Command {
 			}
 			st = withConfigured(st, cfg)
 			if format == "json" {
-				return printIndentedJSON(cmd.OutOrStdout(), st)
+				return printJSON(cmd.OutOrStdout(), st)
 			}
 			return printFeedStatus(cmd.OutOrStdout(), st)
 		},

@@ -264,7 +264,7 @@ are YAML comments, so the output is a file that can be edited and applied.`,
 				}
 				w := cmd.OutOrStdout()
 				if asJSON {
-					return printIndentedJSON(w, v)
+					return printJSON(w, v)
 				}
 				fmt.Fprintf(w, "# Patchward policy %s, sha256 %s\n", versionName(v.Version), v.SHA256)
 				if v.Version > 0 {
@@ -310,7 +310,7 @@ func newPolicyVersionsCmd(g *globals) *cobra.Command {
 					if vs == nil {
 						vs = []policy.Version{}
 					}
-					return printIndentedJSON(w, vs)
+					return printJSON(w, vs)
 				}
 				if len(vs) == 0 {
 					_, err := fmt.Fprintln(w, "No policy applied: the built-in default is in force (see `patchward policy example`).")

@@ -123,7 +123,7 @@ func draftProposal(cmd *cobra.Command, db *store.DB, ps []change.Proposal, vuln,
 		}
 		d := p.Draft()
 		d.Emergency = &change.EmergencyInfo{Justification: why}
-		c, err := change.NewService(db.Changes(), policyService(db), db.Risk(), nil).Create(ctx, u, d)
+		c, err := changeService(db).Create(ctx, u, d)
 		if err != nil {
 			return err
 		}

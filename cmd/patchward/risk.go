@@ -166,7 +166,7 @@ func newWorklistCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printIndentedJSON(cmd.OutOrStdout(), page)
+					return printJSON(cmd.OutOrStdout(), page)
 				}
 				return printWorklist(cmd.OutOrStdout(), page)
 			})
@@ -229,7 +229,7 @@ func newRiskExplainCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printIndentedJSON(cmd.OutOrStdout(), ex)
+					return printJSON(cmd.OutOrStdout(), ex)
 				}
 				asset := ex.Record.AssetID
 				if a, err := d.inv.Asset(ctx, asset); err == nil {
@@ -377,7 +377,7 @@ func newExceptionListCmd(g *globals) *cobra.Command {
 					if es == nil {
 						es = []risk.Exception{}
 					}
-					return printIndentedJSON(w, es)
+					return printJSON(w, es)
 				}
 				if len(es) == 0 {
 					_, err := fmt.Fprintln(w, "No exceptions match.")
@@ -434,7 +434,7 @@ func newExceptionShowCmd(g *globals) *cobra.Command {
 					rs = []risk.Review{}
 				}
 				if asJSON {
-					return printIndentedJSON(cmd.OutOrStdout(), exceptionDetail{e, rs})
+					return printJSON(cmd.OutOrStdout(), exceptionDetail{e, rs})
 				}
 				return printException(cmd.OutOrStdout(), e, rs)
 			})
@@ -623,7 +623,7 @@ func newExceptionAgingCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return printIndentedJSON(cmd.OutOrStdout(), rep)
+					return printJSON(cmd.OutOrStdout(), rep)
 				}
 				return printAging(cmd.OutOrStdout(), rep)
 			})

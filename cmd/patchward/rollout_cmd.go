@@ -14,8 +14,6 @@ import (
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
-	"github.com/patchward/patchward/internal/fleet"
-	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
 )
 
@@ -24,9 +22,7 @@ import (
 // with the assets' windows, the policy in force).
 func (g *globals) withRollouts(ctx context.Context, fn func(db *store.DB, ro *deploy.Rollouts) error) error {
 	return g.withChanges(ctx, func(db *store.DB, svc *change.Service) error {
-		inv := inventory.NewService(db.Inventory(), nil)
-		fl := fleet.NewService(db.Fleet(), fleet.Options{Windows: fleet.NewAssetWindows(inv, 0, nil)})
-		return fn(db, deploy.NewRollouts(db.Rollouts(), svc, fl, policyService(db), deploy.RolloutOptions{}))
+		return fn(db, rollouts(db, svc))
 	})
 }
 
@@ -252,7 +248,7 @@ func newRolloutLogCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return g.withRollouts(ctx, func(db *store.DB, ro *deploy.Rollouts) error {
-				if _, err := change.NewService(db.Changes(), policyService(db), db.Risk(), nil).Get(ctx, args[0]); err != nil {
+				if _, err := changeService(db).Get(ctx, args[0]); err != nil {
 					return err
 				}
 				log, err := ro.DeploymentLog(ctx, args[0], asset)
