@@ -203,6 +203,10 @@ func (c *Compiled) Mission(f Facts) (string, error) {
 	return MissionLow, nil
 }
 
+// SLA returns the policy's sla section. It holds only values, so unlike
+// Policy it copies nothing shared and is cheap enough to call per finding.
+func (c *Compiled) SLA() SLA { return c.policy.SLA }
+
 // TierByName returns the tier called name and its index (0 is the most
 // urgent).
 func (c *Compiled) TierByName(name string) (Tier, int, bool) {

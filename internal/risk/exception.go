@@ -112,7 +112,7 @@ func NewException(e Exception, requester string, p *policy.Compiled, now time.Ti
 	case !e.ExpiresAt.After(now):
 		v.Add("expires_at", "must be in the future")
 	case !rules.MaxDuration.IsZero():
-		if limit := shift(now, rules.MaxDuration.Days, rules.MaxDuration.Exact, time.UTC); e.ExpiresAt.After(limit) {
+		if limit := rules.MaxDuration.AddTo(now, time.UTC); e.ExpiresAt.After(limit) {
 			v.Add("expires_at", "must be no later than %s: the policy allows exceptions of at most %s",
 				limit.Format(time.RFC3339), rules.MaxDuration)
 		}
@@ -498,7 +498,7 @@ func nextReview(expires time.Time, rules policy.Exceptions, now time.Time) time.
 	if rules.ReviewEvery.IsZero() {
 		return expires
 	}
-	if next := shift(now, rules.ReviewEvery.Days, rules.ReviewEvery.Exact, time.UTC); next.Before(expires) {
+	if next := rules.ReviewEvery.AddTo(now, time.UTC); next.Before(expires) {
 		return next
 	}
 	return expires

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -488,14 +487,4 @@ func (s *Service) Explain(ctx context.Context, findingID string) (Explanation, e
 		return Explanation{}, err
 	}
 	return Explanation{Record: r, SLA: SLAState(r, s.now()), History: h}, nil
-}
-
-// sortedKeys returns m's keys in order, for deterministic output.
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

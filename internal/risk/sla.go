@@ -183,7 +183,7 @@ func NextRecord(in ClockInput) (Record, *Event) {
 	}
 	r.DueSoonAt = time.Time{}
 	if !r.DueAt.IsZero() {
-		r.DueSoonAt = shift(r.DueAt, -in.Assessment.DueSoon.Days, -in.Assessment.DueSoon.Exact, c.loc)
+		r.DueSoonAt = in.Assessment.DueSoon.Neg().AddTo(r.DueAt, c.loc)
 	}
 
 	if prev != nil && prev.Assessment.Tier == r.Assessment.Tier && prev.DueAt.Equal(r.DueAt) && prev.Status == r.Status {
@@ -246,12 +246,6 @@ type clock struct {
 	in  ClockInput
 	loc *time.Location
 	r   *Record
-
-	// sla is the policy's sla section, read on first use: reading the
-	// policy copies all of it, and most steps (an unchanged open finding)
-	// never need it.
-	sla    policy.SLA
-	slaSet bool
 }
 
 func newClock(in ClockInput) *clock {
@@ -265,13 +259,10 @@ func newClock(in ClockInput) *clock {
 // rules returns the policy's sla section (zero without a policy: clocks
 // from first seen, no EPSS re-prioritisation, due dates never later).
 func (c *clock) rules() policy.SLA {
-	if !c.slaSet {
-		if c.in.Policy != nil {
-			c.sla = c.in.Policy.Policy().SLA
-		}
-		c.slaSet = true
+	if c.in.Policy == nil {
+		return policy.SLA{}
 	}
-	return c.sla
+	return c.in.Policy.SLA()
 }
 
 // fixMode reports whether clocks start when a fix is available.
@@ -383,7 +374,7 @@ func (c *clock) dueFrom(start time.Time) time.Time {
 	if a.AbsoluteDue != nil {
 		return a.AbsoluteDue.In(c.loc)
 	}
-	return shift(start, a.Target.Days, a.Target.Exact, c.loc)
+	return a.Target.AddTo(start, c.loc)
 }
 
 // describe is the sentence behind a due date: "critical tier: 72h from
@@ -502,9 +493,3 @@ func fmtEPSS(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
 // finding's vulnerability appears in CISA's KEV catalog; change control's
 // emergency proposals look for it.
 const ReasonEnteredKEV = "entered CISA KEV"
-
-// shift adds days (calendar days in loc) and exact to t by the one DST
-// rule the policy package defines for every due date and window.
-func shift(t time.Time, days int, exact time.Duration, loc *time.Location) time.Time {
-	return policy.Duration{Days: days, Exact: exact}.AddTo(t, loc)
-}
