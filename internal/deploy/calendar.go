@@ -151,6 +151,14 @@ func slotsToSpans(in []policy.Slot) []span {
 	return out
 }
 
+// CheckWindow says whether the calendar can read the asset's routine
+// window (its own weekly window, a policy window it names, or the
+// baseline), with an error naming the asset when it cannot.
+func (c *Calendar) CheckWindow(a Asset) error {
+	_, err := c.own(a)
+	return err
+}
+
 // own resolves the asset's routine window (the rule on Calendar).
 func (c *Calendar) own(a Asset) (source, error) {
 	name := a.Window

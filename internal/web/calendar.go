@@ -248,7 +248,7 @@ func (ui *UI) calendarAssets(ctx context.Context, cal *deploy.Calendar, pol *pol
 		}
 		for _, a := range page.Assets {
 			da := deploy.Asset{ID: a.ID, Site: a.SiteID, Location: zones[a.SiteID], Window: a.MaintenanceWindow}
-			if !windowReadable(cal, pol, a.MaintenanceWindow) {
+			if cal.CheckWindow(da) != nil {
 				v.Problems = append(v.Problems, fmt.Sprintf("%s: maintenance window %q is neither a weekly window (sun-0200-0500) nor a window the policy names", a.Name, a.MaintenanceWindow))
 				continue
 			}
@@ -264,18 +264,4 @@ func (ui *UI) calendarAssets(ctx context.Context, cal *deploy.Calendar, pol *pol
 		}
 	}
 	return out, nil
-}
-
-// windowReadable reports whether the calendar can read an asset's window
-// as deploy.Calendar resolves it: empty for the baseline, a policy
-// window's name, or a weekly spec.
-func windowReadable(cal *deploy.Calendar, pol *policy.Compiled, w string) bool {
-	if w == "" {
-		return cal.Baseline() != ""
-	}
-	if _, ok := pol.Window(w); ok {
-		return true
-	}
-	_, err := deploy.ParseWeeklyWindow(w)
-	return err == nil
 }
