@@ -111,8 +111,8 @@ func NewException(e Exception, requester string, p *policy.Compiled, now time.Ti
 		v.Add("expires_at", "required: every exception ends")
 	case !e.ExpiresAt.After(now):
 		v.Add("expires_at", "must be in the future")
-	case !rules.MaxDuration.IsZero():
-		if limit := rules.MaxDuration.AddTo(now, time.UTC); e.ExpiresAt.After(limit) {
+	default:
+		if limit, ok := ExpiryLimit(p, now); ok && e.ExpiresAt.After(limit) {
 			v.Add("expires_at", "must be no later than %s: the policy allows exceptions of at most %s",
 				limit.Format(time.RFC3339), rules.MaxDuration)
 		}
@@ -491,6 +491,17 @@ func exceptionRules(p *policy.Compiled) policy.Exceptions {
 		return policy.Exceptions{}
 	}
 	return p.Policy().Exceptions
+}
+
+// ExpiryLimit is the latest an exception requested at now may expire under
+// p's max_duration; ok is false when the policy sets none. NewException
+// enforces it, and forms call it to say which date is the last allowed.
+func ExpiryLimit(p *policy.Compiled, now time.Time) (limit time.Time, ok bool) {
+	rules := exceptionRules(p)
+	if rules.MaxDuration.IsZero() {
+		return time.Time{}, false
+	}
+	return rules.MaxDuration.AddTo(now, time.UTC), true
 }
 
 // nextReview is the earlier of the expiry and review_every from now.
