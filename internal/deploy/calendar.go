@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/patchward/patchward/internal/errs"
@@ -266,9 +267,11 @@ func (c *Calendar) NextSlot(a Asset, changeType string, after time.Time, minDura
 		after.In(c.loc(a)).Format(time.RFC3339), ErrNoSlot)
 }
 
-// firstFit finds the first instant at or after t in spans where d fits.
+// firstFit finds the first instant at or after t in spans (sorted and
+// disjoint, as merge leaves them) where d fits.
 func firstFit(spans []span, t time.Time, d time.Duration) (Slot, bool) {
-	for _, s := range spans {
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].end.After(t) })
+	for _, s := range spans[i:] {
 		if !s.end.After(t) {
 			continue
 		}
@@ -356,39 +359,67 @@ func (c *Calendar) Plan(wave []Asset, jobDuration time.Duration, from time.Time,
 			e.until = hi
 		}
 	}
-	type job struct{ start, end time.Time }
-	busy := map[string][]job{}
+	// floor is where the search for the next asset of the same site and
+	// windows starts: the site only gets busier, so such an asset can start
+	// no earlier than the last one did. It keeps a big wave linear instead
+	// of re-walking every earlier job from the wave's start.
+	floor := map[string]time.Time{}
+	busy := map[string]*siteLoad{}
 	out := make([]PlannedStart, 0, len(wave))
 	for _, a := range wave {
+		key := a.Site + "\x00" + a.Window + "\x00" + c.loc(a).String()
 		t := from
+		if f, ok := floor[key]; ok && f.After(t) {
+			t = f
+		}
+		load := busy[a.Site]
+		if load == nil {
+			load = &siteLoad{d: jobDuration}
+			busy[a.Site] = load
+		}
 		for {
 			s, err := next(a, t)
 			if err != nil {
 				return nil, err
 			}
-			end := s.Start.Add(jobDuration)
 			if opts.MaxConcurrent > 0 {
-				var overlap []job
-				for _, j := range busy[a.Site] {
-					if j.start.Before(end) && j.end.After(s.Start) {
-						overlap = append(overlap, j)
-					}
-				}
-				if len(overlap) >= opts.MaxConcurrent {
-					// Wait for the first overlapping job to finish.
-					t = overlap[0].end
-					for _, j := range overlap[1:] {
-						if j.end.Before(t) {
-							t = j.end
-						}
-					}
+				if n, free := load.overlapping(s.Start); n >= opts.MaxConcurrent {
+					t = free
 					continue
 				}
 			}
-			busy[a.Site] = append(busy[a.Site], job{s.Start, end})
-			out = append(out, PlannedStart{AssetID: a.ID, Start: s.Start, End: end, Slot: s})
+			load.add(s.Start)
+			floor[key] = s.Start
+			out = append(out, PlannedStart{AssetID: a.ID, Start: s.Start, End: s.Start.Add(jobDuration), Slot: s})
 			break
 		}
 	}
 	return out, nil
+}
+
+// siteLoad is one site's planned jobs, kept sorted by start. Every job of a
+// plan lasts d, so the jobs overlapping [t, t+d) are exactly those starting
+// in (t-d, t+d): two binary searches instead of a walk over the site.
+type siteLoad struct {
+	d      time.Duration
+	starts []time.Time
+}
+
+// overlapping counts the jobs running at some point of [t, t+d) and says
+// when the first of them ends, which is the earliest a new job could be
+// let in.
+func (l *siteLoad) overlapping(t time.Time) (int, time.Time) {
+	lo := sort.Search(len(l.starts), func(i int) bool { return l.starts[i].After(t.Add(-l.d)) })
+	hi := sort.Search(len(l.starts), func(i int) bool { return !l.starts[i].Before(t.Add(l.d)) })
+	if lo == hi {
+		return 0, t
+	}
+	return hi - lo, l.starts[lo].Add(l.d)
+}
+
+func (l *siteLoad) add(t time.Time) {
+	i := sort.Search(len(l.starts), func(i int) bool { return l.starts[i].After(t) })
+	l.starts = append(l.starts, time.Time{})
+	copy(l.starts[i+1:], l.starts[i:])
+	l.starts[i] = t
 }

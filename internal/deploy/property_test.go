@@ -149,6 +149,13 @@ func TestPlanProperty(t *testing.T) {
 				}
 			}
 		}
+		// Each asset gets its earliest start given the jobs placed before
+		// it: NextSlot and a plain walk over those jobs say the same.
+		for i, ps := range plan {
+			if want := earliestStart(t, cal, wave, plan[:i], i, change, dur, from, maxc); !want.Equal(ps.Start) {
+				t.Fatalf("%s starts %s; the earliest free start is %s", ps.AssetID, ps.Start, want)
+			}
+		}
 		if maxc > 0 {
 			for _, x := range plan {
 				n := 0
@@ -163,6 +170,34 @@ func TestPlanProperty(t *testing.T) {
 			}
 		}
 	})
+}
+
+// earliestStart is the reference planner for one asset: the first window
+// slot at or after from where the site has room, found by walking every
+// earlier job.
+func earliestStart(t *rapid.T, cal *Calendar, wave []Asset, before []PlannedStart, i int, change string, dur time.Duration, from time.Time, maxc int) time.Time {
+	a := wave[i]
+	at := from
+	for {
+		s, err := cal.NextSlot(a, change, at, dur)
+		if err != nil {
+			t.Fatalf("NextSlot %s: %v", a.ID, err)
+		}
+		var free time.Time
+		n := 0
+		for j, p := range before {
+			if wave[j].Site == a.Site && p.Start.Before(s.Start.Add(dur)) && p.End.After(s.Start) {
+				n++
+				if free.IsZero() || p.End.Before(free) {
+					free = p.End
+				}
+			}
+		}
+		if maxc == 0 || n < maxc {
+			return s.Start
+		}
+		at = free
+	}
 }
 
 func indexOf(plan []PlannedStart, id string) int {
