@@ -131,6 +131,17 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 		risk.Options{Targets: risk.Targets{Findings: a.findings, Inventory: a.inventory}, Log: log})
 	a.rescorer = risk.NewWatcher(a.risk, log)
 	a.changes = change.NewService(db.Changes(), a.policies, db.Risk(), nil)
+	// A finding that moves tier (entered KEV, exception ended) moves the
+	// changes that would fix it.
+	a.rescorer.OnPass(func(ctx context.Context, _ risk.Summary) {
+		moved, err := a.changes.Rerate(ctx)
+		if err != nil {
+			log.Error("re-rating changes failed", "err", err)
+		}
+		for _, m := range moved {
+			log.Info("change re-rated", "change", m.ChangeID, "from", m.Before.Tier, "to", m.After.Tier)
+		}
+	})
 	a.findings.OnChange(a.rescorer.Notify)
 	a.risk.OnChange(a.rescorer.Notify)
 	a.policies.OnApply(func(policy.Version) { a.rescorer.Notify("") })

@@ -297,11 +297,18 @@ func TestRiskWatcherTick(t *testing.T) {
 		svc := risk.NewService(db.Risk(), policies, serviceIntel{findings}, risk.Options{Now: clk.now})
 		w := risk.NewWatcher(svc, nil)
 		findings.OnChange(w.Notify)
+		var told []risk.Summary
+		w.OnPass(func(_ context.Context, s risk.Summary) { told = append(told, s) })
 		pass := func(what string, wantAssessed int) risk.Summary {
 			t.Helper()
+			told = nil
 			sum, err := w.Pass(ctx)
 			if err != nil || sum.Assessed != wantAssessed {
 				t.Fatalf("%s: Pass = %+v, %v; want %d assessed", what, sum, err, wantAssessed)
+			}
+			// OnPass hears of exactly the passes that wrote records.
+			if wantTold := sum.Changed > 0; (len(told) == 1 && told[0] == sum) != wantTold || len(told) > 1 {
+				t.Fatalf("%s: OnPass told %+v of a pass that changed %d records", what, told, sum.Changed)
 			}
 			return sum
 		}
