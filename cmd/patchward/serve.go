@@ -48,8 +48,10 @@ type serveFlags struct {
 	feedsConfig  string
 	riskEvery    time.Duration
 	rolloutEvery time.Duration
-	// smtpURL, notifyFrom and notifyTo send e-mail when a rollout halts.
+	// smtpURL, notifyFrom and notifyTo send e-mail, and webhooks post to
+	// chat, when a rollout halts or an emergency proposal appears.
 	smtpURL, notifyFrom, notifyTo string
+	webhooks                      string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -80,6 +82,7 @@ approver once.`,
 	fl.StringVar(&f.smtpURL, "smtp", envOr("PATCHWARD_SMTP_URL", ""), "SMTP relay for notifications: smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://… (env PATCHWARD_SMTP_URL); none: halts are only logged and audited")
 	fl.StringVar(&f.notifyFrom, "notify-from", envOr("PATCHWARD_NOTIFY_FROM", ""), "sender address of notifications (env PATCHWARD_NOTIFY_FROM)")
 	fl.StringVar(&f.notifyTo, "notify-to", envOr("PATCHWARD_NOTIFY_TO", ""), "comma-separated recipients of notifications (env PATCHWARD_NOTIFY_TO)")
+	fl.StringVar(&f.webhooks, "notify-webhook", envOr("PATCHWARD_NOTIFY_WEBHOOKS", ""), "comma-separated webhook URLs (Slack, Mattermost, Teams workflow, pager) that get the same notifications as JSON (env PATCHWARD_NOTIFY_WEBHOOKS); set PATCHWARD_NOTIFY_WEBHOOK_SECRET to sign them")
 	fl.DurationVar(&f.riskEvery, "rescore-every", 15*time.Minute, "how often to re-score every finding and expire exceptions that ran out (changes are re-scored at once)")
 	fl.DurationVar(&f.rolloutEvery, "rollout-every", 30*time.Second, "how often the rollout engine advances active rollouts (a new agent inventory also wakes it)")
 	fl.StringVar(&f.feedsConfig, "feeds", envOr(envFeedsConfig, "feeds.yaml"),
@@ -114,7 +117,8 @@ type app struct {
 
 // appOptions are the settings buildApp needs beyond the database.
 type appOptions struct {
-	// Notifier tells people when a rollout halts (nil: log and audit only).
+	// Notifier tells people when a rollout halts or an emergency proposal
+	// appears (nil: log and audit only).
 	Notifier deploy.Notifier
 }
 
@@ -133,6 +137,11 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	a.changes = change.NewService(db.Changes(), a.policies, db.Risk(), nil)
 	// A finding that moves tier (entered KEV, exception ended) moves the
 	// changes that would fix it.
+	proposals := change.NewProposals(db.Proposals(), a.policies)
+	var alerts *change.ProposalAlerts
+	if opt.Notifier != nil {
+		alerts = change.NewProposalAlerts(proposals, db.Changes(), a.audit, opt.Notifier, nil)
+	}
 	a.rescorer.OnPass(func(ctx context.Context, _ risk.Summary) {
 		moved, err := a.changes.Rerate(ctx)
 		if err != nil {
@@ -140,6 +149,14 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 		}
 		for _, m := range moved {
 			log.Info("change re-rated", "change", m.ChangeID, "from", m.Before.Tier, "to", m.After.Tier)
+		}
+		if alerts == nil {
+			return
+		}
+		if n, err := alerts.Check(ctx); err != nil {
+			log.Error("could not alert on emergency proposals; retrying after the next re-score", "sent", n, "err", err)
+		} else if n > 0 {
+			log.Info("emergency proposals announced", "count", n)
 		}
 	})
 	a.findings.OnChange(a.rescorer.Notify)
@@ -158,10 +175,10 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
-		Changes: a.changes, Rollouts: a.rollouts, Proposals: change.NewProposals(db.Proposals(), a.policies), Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
+		Changes: a.changes, Rollouts: a.rollouts, Proposals: proposals, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: deployingChanges{a.changes, a.rollouts}, FeedTokens: a.accounts,
-		Rollouts: a.rollouts, Jobs: a.fleet, Proposals: change.NewProposals(db.Proposals(), a.policies),
+		Rollouts: a.rollouts, Jobs: a.fleet, Proposals: proposals,
 		ImportKinds: append(web.DefaultImportKinds(), web.ImportKind{Name: "nmap", Label: "nmap scan (XML from nmap -oX)"}), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("build web UI: %w", err)
@@ -171,6 +188,36 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 		API: api.Handler(apiSvc.Routes(), log), Web: ui.Handler(), Agent: agentserver.Handler(a.fleet, log),
 		Registry: reg, Version: version})
 	return a, nil
+}
+
+// notifiers builds the notification channels the flags name: nil when
+// none, so halts and proposals are only logged and audited.
+func notifiers(f *serveFlags) (notify.Notifier, error) {
+	var all notify.All
+	if f.smtpURL != "" {
+		m, err := notify.NewMailer(f.smtpURL, f.notifyFrom, strings.Split(f.notifyTo, ","))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, m)
+	}
+	for _, u := range strings.Split(f.webhooks, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		w, err := notify.NewWebhook(u, os.Getenv("PATCHWARD_NOTIFY_WEBHOOK_SECRET"))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, w)
+	}
+	switch len(all) {
+	case 0:
+		return nil, nil
+	case 1:
+		return all[0], nil
+	}
+	return all, nil
 }
 
 func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) error {
@@ -208,12 +255,8 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 		fmt.Fprintf(cmd.OutOrStdout(), "Created the audit signing key %s.\nRecord its public key where database administrators cannot change it:\n  %s\n", keyPath, signer.Verifier().Key())
 	}
 	var opt appOptions
-	if f.smtpURL != "" {
-		m, err := notify.NewMailer(f.smtpURL, f.notifyFrom, strings.Split(f.notifyTo, ","))
-		if err != nil {
-			return err
-		}
-		opt.Notifier = m
+	if opt.Notifier, err = notifiers(f); err != nil {
+		return err
 	}
 	a, err := buildApp(db, signer, log, opt)
 	if err != nil {

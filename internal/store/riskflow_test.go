@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchward/patchward/internal/advisory"
 	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/match"
@@ -334,6 +335,14 @@ func TestRiskWatcherTick(t *testing.T) {
 		}
 		w.Tick(ctx)
 		pass("tick after a new index", 1)
+		// The listing put the finding in the top tier: people on call are
+		// told once, from the real catalog's data.
+		box := &outbox{}
+		alerts := change.NewProposalAlerts(change.NewProposals(db.Proposals(), policies), db.Changes(),
+			audit.NewService(db.Audit(), nil, nil), box, clk.now)
+		if n, err := alerts.Check(ctx); err != nil || n != 1 || !strings.Contains(box.sent[0].body, "PACS-WEB: webmproject:libwebp") {
+			t.Fatalf("alerts after KEV listed the finding = %d, %v, %+v; want one alert naming PACS-WEB", n, err, box.sent)
+		}
 
 		// An edited asset whose findings stay the same is re-scored.
 		a, err := inv.Asset(ctx, web.ID)
