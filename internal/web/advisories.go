@@ -259,6 +259,8 @@ type feedRow struct {
 	// carry an API key, and this page is open to every reader.
 	SourceShown string
 	Records     string
+	// Fetched, LastSuccess and LastAttempt are in the policy's time zone.
+	Fetched, LastSuccess, LastAttempt when
 }
 
 func (ui *UI) feedsPage(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -266,9 +268,14 @@ func (ui *UI) feedsPage(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	if err != nil {
 		return err
 	}
+	c, err := ui.siteClock(r.Context())
+	if err != nil {
+		return err
+	}
 	var v feedsView
 	for _, s := range st {
-		v.Rows = append(v.Rows, feedRow{Status: s, SourceShown: redactSource(s.Source), Records: feedRecords(s)})
+		v.Rows = append(v.Rows, feedRow{Status: s, SourceShown: redactSource(s.Source), Records: feedRecords(s),
+			Fetched: c.atp(s.FetchedAt), LastSuccess: c.atp(s.LastSuccessAt), LastAttempt: c.atp(s.LastAttemptAt)})
 	}
 	ui.render(w, r, http.StatusOK, "feeds", "Feeds", v)
 	return nil

@@ -151,8 +151,8 @@ func TestFeedsPage(t *testing.T) {
 		t.Fatalf("rows = %d; want 3", got)
 	}
 	epss := rowCells(doc.Find(`tr[data-feed="epss"]`))
-	wantEPSS := []string{"epss https://epss.example/epss_scores-current.csv.gz", "FIRST EPSS", "12 fetched 2026-04-02 03:00:00 UTC",
-		"281,234 EPSS scores model v2025.03.14 scores of 2026-04-02", "2026-04-02 03:00:00 UTC", "2026-04-02 03:00:00 UTC", ""}
+	wantEPSS := []string{"epss https://epss.example/epss_scores-current.csv.gz", "FIRST EPSS", "12 fetched Thu 2 Apr 2026, 03:00 UTC",
+		"281,234 EPSS scores model v2025.03.14 scores of 2026-04-02", "Thu 2 Apr 2026, 03:00 UTC", "Thu 2 Apr 2026, 03:00 UTC", ""}
 	if diff := cmp.Diff(wantEPSS, epss); diff != "" {
 		t.Errorf("epss row (-want +got):\n%s", diff)
 	}
@@ -163,7 +163,7 @@ func TestFeedsPage(t *testing.T) {
 	if got := text(kev.Find("td.last-error .error-text")); got != "fetch kev: server answered 503 Service Unavailable" {
 		t.Errorf("last error = %q", got)
 	}
-	if got := text(kev.Find("td.last-success")); got != "2026-04-01 03:00:00 UTC" {
+	if got := text(kev.Find("td.last-success")); got != "Wed 1 Apr 2026, 03:00 UTC" {
 		t.Errorf("last success = %q", got)
 	}
 	nvd := doc.Find(`tr[data-feed="nvd"]`)

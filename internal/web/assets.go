@@ -172,6 +172,8 @@ type assetDetailView struct {
 	// the user may not, or the UI has no such service.
 	WorklistURL         string
 	RequestExceptionURL string
+	// Times are in the zone of the asset's site.
+	Times struct{ LastSeen, Created, Updated when }
 }
 
 func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -209,8 +211,13 @@ func (ui *UI) showAsset(w http.ResponseWriter, r *http.Request, p auth.Principal
 			v.Groups = append(v.Groups, orDefault(names[id], id))
 		}
 	}
+	c, err := ui.assetClock(ctx, a.SiteID)
+	if err != nil {
+		return err
+	}
+	v.Times.LastSeen, v.Times.Created, v.Times.Updated = c.atp(a.LastSeenAt), c.at(a.CreatedAt), c.at(a.UpdatedAt)
 	if ui.cfg.Findings != nil {
-		if v.Findings, err = ui.assetFindings(ctx, assetRef{ID: a.ID, Name: a.Name}); err != nil {
+		if v.Findings, err = ui.assetFindings(ctx, assetRef{ID: a.ID, Name: a.Name, SiteID: a.SiteID}); err != nil {
 			return err
 		}
 	}

@@ -24,10 +24,14 @@ type auditView struct {
 	Total, First, Last                  int
 	PrevURL, NextURL                    string
 	Filtered                            bool
+	// Zone names the time zone the times are shown in.
+	Zone string
 }
 
 type auditRow struct {
 	audit.Entry
+	// Time is when the entry was made, in the policy's time zone.
+	Time      when
 	ObjectURL string
 	// Changed names the top-level fields that differ between Before and
 	// After, so an auditor sees what an update did without reading JSON.
@@ -47,14 +51,18 @@ func (ui *UI) auditPage(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		}
 		offset = n
 	}
+	c, err := ui.siteClock(r.Context())
+	if err != nil {
+		return err
+	}
 	entries, total, err := ui.cfg.Audit.Entries(r.Context(), AuditQuery{ObjectType: v.ObjectType, ObjectID: v.ObjectID,
 		Actor: v.Actor, Action: v.Action, Limit: auditPageSize, Offset: offset})
 	if err != nil {
 		return err
 	}
-	v.Total = total
+	v.Total, v.Zone = total, c.loc.String()
 	for _, e := range entries {
-		row := auditRow{Entry: e, Before: indentJSON(e.Before), After: indentJSON(e.After), Changed: changedFields(e.Before, e.After)}
+		row := auditRow{Entry: e, Time: c.at(e.At), Before: indentJSON(e.Before), After: indentJSON(e.After), Changed: changedFields(e.Before, e.After)}
 		if e.ObjectType == "asset" && e.ObjectID != "" && e.Action != "asset.delete" {
 			row.ObjectURL = "/assets/" + url.PathEscape(e.ObjectID)
 		}

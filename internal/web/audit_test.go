@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
+	"github.com/patchward/patchward/internal/match"
+	"github.com/patchward/patchward/internal/policy"
 )
 
 func auditEntries(n int) []audit.Entry {
@@ -44,7 +47,8 @@ func TestAuditViewer(t *testing.T) {
 	}
 	row := doc.Find(`#audit-table tbody tr[data-seq="60"]`)
 	cells := row.Find("td").Slice(0, 6).Map(func(_ int, s *goquery.Selection) string { return text(s) })
-	want := []string{"2026-04-01 09:00:00 UTC", "operator user", "10.1.2.4", "asset.update", "asset a-chem", "vendor visit"}
+	// Without a policy service there is no site zone: times are in UTC.
+	want := []string{"Wed 1 Apr 2026, 09:00 UTC", "operator user", "10.1.2.4", "asset.update", "asset a-chem", "vendor visit"}
 	if diff := cmp.Diff(want, cells); diff != "" {
 		t.Errorf("first row (-want +got):\n%s", diff)
 	}
@@ -110,5 +114,103 @@ func TestChangedFields(t *testing.T) {
 		if got := changedFields(json.RawMessage(tc.before), json.RawMessage(tc.after)); !cmp.Equal(got, tc.want) {
 			t.Errorf("changedFields(%s, %s) = %v; want %v", tc.before, tc.after, got, tc.want)
 		}
+	}
+}
+
+// applyPolicy puts a new version of the shipped policy in force, with each
+// old text replaced by the new one that follows it, as an admin's edit in
+// the policy editor would.
+func applyPolicy(t *testing.T, e *env, oldNew ...string) {
+	t.Helper()
+	src := string(policy.DefaultSource())
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(src, oldNew[i]) {
+			t.Fatalf("the shipped policy has no %q to replace", oldNew[i])
+		}
+		src = strings.Replace(src, oldNew[i], oldNew[i+1], 1)
+	}
+	if _, err := e.policy.Apply(context.Background(), audit.Actor{Kind: audit.ActorUser, Name: "admin"}, []byte(src), "test"); err != nil {
+		t.Fatalf("apply policy: %v", err)
+	}
+}
+
+// shown is how a page shows one instant: the <time> element's text, its
+// machine-readable datetime and its UTC tooltip.
+type shown struct{ Text, ISO, UTC string }
+
+func shownTime(s *goquery.Selection) shown {
+	tm := s.Find("time")
+	return shown{Text: text(tm), ISO: tm.AttrOr("datetime", ""), UTC: tm.AttrOr("title", "")}
+}
+
+// TestTimesInSiteZone: the audit log and a finding's lifecycle show times
+// in the policy's zone (a site that names its own keeps it), with the
+// instant in UTC alongside, and follow a newly applied policy at once.
+func TestTimesInSiteZone(t *testing.T) {
+	e := newRiskEnv(t)
+	// The US moved to daylight time at 08:00 UTC on 8 March 2026.
+	before, after := time.Date(2026, 3, 7, 8, 30, 0, 0, time.UTC), time.Date(2026, 3, 8, 8, 30, 0, 0, time.UTC)
+	admin := audit.Actor{Kind: audit.ActorUser, ID: "u-admin", Name: "admin"}
+	e.audit.entries = []audit.Entry{
+		{Seq: 2, At: after, Actor: admin, Action: "site.update", ObjectType: "site", ObjectID: "s-clinic"},
+		{Seq: 1, At: before, Actor: admin, Action: "site.create", ObjectType: "site", ObjectID: "s-clinic"},
+	}
+	// On the clinic, whose site names no zone of its own.
+	e.findings.findings = append(e.findings.findings, match.Finding{ID: "f-dst", AssetID: "a-xp", Ecosystem: "generic",
+		Package: "dicom-viewer", Version: "4.2", VulnID: "CVE-2025-0002", Source: match.SourceNVDCPE, State: match.StateFixed,
+		FirstSeen: before, LastSeen: after, FixedAt: &after})
+	beforeISO, afterISO := shown{ISO: "2026-03-07T08:30:00Z", UTC: "2026-03-07 08:30:00 UTC"}, shown{ISO: "2026-03-08T08:30:00Z", UTC: "2026-03-08 08:30:00 UTC"}
+	at := func(iso shown, text string) shown { iso.Text = text; return iso }
+
+	for _, tc := range []struct {
+		name  string
+		apply []string // policy edits applied first, none for the shipped policy
+		zone  string
+		// before and after are how the two instants show.
+		before, after shown
+	}{
+		{name: "shipped policy, America/Chicago", zone: "America/Chicago",
+			before: at(beforeISO, "Sat 7 Mar 2026, 02:30 CST"), after: at(afterISO, "Sun 8 Mar 2026, 03:30 CDT")},
+		{name: "after applying Europe/Berlin", apply: []string{"time_zone: America/Chicago", "time_zone: Europe/Berlin"}, zone: "Europe/Berlin",
+			before: at(beforeISO, "Sat 7 Mar 2026, 09:30 CET"), after: at(afterISO, "Sun 8 Mar 2026, 09:30 CET")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.apply != nil {
+				applyPolicy(t, e, tc.apply...)
+			}
+			doc := parse(t, e.get("/audit", auth.RoleAuditor))
+			for seq, want := range map[string]shown{"1": tc.before, "2": tc.after} {
+				got := shownTime(doc.Find(`#audit-table tr[data-seq="` + seq + `"] td`).First())
+				if got != want {
+					t.Errorf("audit entry %s = %+v; want %+v", seq, got, want)
+				}
+			}
+			if got, want := text(doc.Find("#audit-zone")), "Times are shown in "+tc.zone+"; hover over one for UTC."; got != want {
+				t.Errorf("audit zone note = %q; want %q", got, want)
+			}
+
+			doc = parse(t, e.get("/findings/f-dst", auth.RoleViewer))
+			dd := func(term string) *goquery.Selection {
+				return doc.Find("#lifecycle dt").FilterFunction(func(_ int, s *goquery.Selection) bool { return text(s) == term }).Next()
+			}
+			for term, want := range map[string]shown{"First seen": tc.before, "Last seen": tc.after, "Fixed at": tc.after} {
+				if got := shownTime(dd(term)); got != want {
+					t.Errorf("finding lifecycle %s = %+v; want %+v", term, got, want)
+				}
+			}
+			if got := text(doc.Find("h1 + .tags .sub time")); got != tc.after.Text {
+				t.Errorf("fixed badge date = %q; want %q", got, tc.after.Text)
+			}
+			if got, want := text(doc.Find("#lifecycle-zone")), "Times are shown in "+tc.zone+"; hover over one for UTC."; got != want {
+				t.Errorf("lifecycle zone note = %q; want %q", got, want)
+			}
+
+			// The laboratory's site names America/Denver: the policy's
+			// zone does not move it.
+			doc = parse(t, e.get("/findings/f-heme", auth.RoleViewer))
+			if got := text(doc.Find("#lifecycle dd time").First()); got != "Wed 4 Mar 2026, 01:00 MST" {
+				t.Errorf("lab finding first seen = %q; want it in the site's zone", got)
+			}
+		})
 	}
 }

@@ -148,11 +148,11 @@ func (ui *UI) listExceptions(w http.ResponseWriter, r *http.Request, p auth.Prin
 	v.Views = []option{{Value: "", Label: "All exceptions"},
 		{Value: viewReviewDue, Label: "Review due now", Selected: v.View == viewReviewDue},
 		{Value: viewExpiring, Label: "Expiring within 30 days", Selected: v.View == viewExpiring}}
-	now := ui.cfg.Now()
-	_, zones, err := ui.policyFacts(ctx)
+	c, err := ui.siteClock(ctx)
 	if err != nil {
 		return err
 	}
+	now := c.now
 	var list []risk.Exception
 	switch v.View {
 	case "":
@@ -181,8 +181,7 @@ func (ui *UI) listExceptions(w http.ResponseWriter, r *http.Request, p auth.Prin
 	}
 	tg := ui.targets()
 	for _, e := range list {
-		row := exceptionRow{Exception: e, Requested: whenAt(e.RequestedAt, zones.org, now),
-			Expires: whenAt(e.ExpiresAt, zones.org, now), NextReview: whenAt(e.NextReviewAt, zones.org, now)}
+		row := exceptionRow{Exception: e, Requested: c.at(e.RequestedAt), Expires: c.at(e.ExpiresAt), NextReview: c.at(e.NextReviewAt)}
 		if e.State == risk.ExceptionApproved && !now.Before(e.NextReviewAt) {
 			row.ReviewState = "due"
 			if now.Sub(e.NextReviewAt) >= risk.ReviewGrace {
@@ -207,7 +206,7 @@ func (ui *UI) listExceptions(w http.ResponseWriter, r *http.Request, p auth.Prin
 				return err
 			}
 			*l.out = append(*l.out, agingRow{AgingItem: it, Target: ref,
-				NextReview: whenAt(it.NextReviewAt, zones.org, now), Expires: whenAt(it.ExpiresAt, zones.org, now)})
+				NextReview: c.at(it.NextReviewAt), Expires: c.at(it.ExpiresAt)})
 		}
 	}
 	ui.render(w, r, http.StatusOK, "exceptions", v.Heading, v)
@@ -242,23 +241,16 @@ type controlRow struct {
 // errors, under the exception rules of the policy in force: its decisions,
 // the controls it requires and the longest expiry it allows.
 func (ui *UI) exceptionForm(ctx context.Context, vals url.Values, fieldErrs map[string]string) (exceptionFormView, error) {
-	pol, _, err := ui.policyNow(ctx)
+	ex, err := ui.expiryRule(ctx)
 	if err != nil {
 		return exceptionFormView{}, err
 	}
-	_, zones, err := ui.policyFacts(ctx)
-	if err != nil {
-		return exceptionFormView{}, err
-	}
-	rules := pol.Exceptions
+	rules := ex.pol.Policy().Exceptions
 	decisions := rules.Decisions
 	if len(decisions) == 0 {
 		decisions = policy.Decisions
 	}
-	v := exceptionFormView{TimeZone: zones.org.String()}
-	if !rules.MaxDuration.IsZero() {
-		v.MaxDuration = rules.MaxDuration.Human()
-	}
+	v := exceptionFormView{TimeZone: ex.c.loc.String(), MaxDuration: ex.max}
 	if len(rules.RequireControls) > 0 {
 		v.Requires = strings.Join(rules.RequireControls, ", ")
 	}
@@ -283,11 +275,11 @@ func (ui *UI) exceptionForm(ctx context.Context, vals url.Values, fieldErrs map[
 	}
 	reason := field("reason", "Reason", "textarea", "Why the finding cannot be remediated in time: a vendor restriction, a validated device, …")
 	owner := field("owner", "Risk owner", "text", "Who is accountable for the risk and the controls.")
-	hint := "The exception ends at 00:00 on this date (" + v.TimeZone + ")"
-	if v.MaxDuration != "" {
-		hint += "; the policy allows at most " + v.MaxDuration
+	hint := "The exception ends at 00:00 on this date (" + v.TimeZone + "): a date after today"
+	if ex.latest != "" {
+		hint += ", no later than " + ex.latest + " (the policy allows at most " + ex.max + ")"
 	}
-	expires := field("expires_at", "Expires on", "date", hint+".")
+	expires := field("expires_at", "Expires", "date", hint+".")
 	v.Fields = []formField{scope, target, vuln, decision, reason, owner, expires}
 
 	kinds, descs := vals["control_kind"], vals["control_description"]
@@ -337,14 +329,85 @@ func at(s []string, i int) string {
 // policyNow is the policy in force's settings, or the built-in default's
 // when the UI has no policy service.
 func (ui *UI) policyNow(ctx context.Context) (policy.Policy, int, error) {
-	if ui.cfg.Policy == nil {
-		return policy.Default().Policy(), 0, nil
-	}
-	c, v, err := ui.cfg.Policy.Current(ctx)
+	c, n, err := ui.currentPolicy(ctx)
 	if err != nil {
 		return policy.Policy{}, 0, err
 	}
-	return c.Policy(), v.Version, nil
+	return c.Policy(), n, nil
+}
+
+// currentPolicy is the policy in force and its version, or the built-in
+// default when the UI has no policy service.
+func (ui *UI) currentPolicy(ctx context.Context) (*policy.Compiled, int, error) {
+	if ui.cfg.Policy == nil {
+		return policy.Default(), 0, nil
+	}
+	c, v, err := ui.cfg.Policy.Current(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return c, v.Version, nil
+}
+
+// expiryRule is what the request form's expiry date must be: a date in
+// the site's time zone (the exception ends at 00:00 that day), after
+// today, and no later than the policy's max_duration allows, by the risk
+// package's own limit (risk.ExpiryLimit) so the form and the service
+// cannot disagree.
+type expiryRule struct {
+	pol *policy.Compiled
+	c   clock
+	// limit is the latest instant allowed, zero when the policy sets no
+	// maximum; latest is the last date before it and max the maximum as
+	// people say it ("1 year").
+	limit       time.Time
+	latest, max string
+	// example is a date that would do: a month from today, or the latest.
+	example string
+}
+
+func (ui *UI) expiryRule(ctx context.Context) (expiryRule, error) {
+	pol, _, err := ui.currentPolicy(ctx)
+	if err != nil {
+		return expiryRule{}, err
+	}
+	c, err := ui.siteClock(ctx)
+	if err != nil {
+		return expiryRule{}, err
+	}
+	r := expiryRule{pol: pol, c: c}
+	y, m, d := c.now.In(c.loc).Date()
+	example := time.Date(y, m+1, d, 0, 0, 0, 0, c.loc)
+	if limit, ok := risk.ExpiryLimit(pol, c.now); ok {
+		y, m, d := limit.In(c.loc).Date()
+		latest := time.Date(y, m, d, 0, 0, 0, 0, c.loc) // 00:00 that day is within the limit; the next is not
+		if latest.Before(example) {
+			example = latest
+		}
+		r.limit, r.latest, r.max = limit, latest.Format(dateLayout), pol.Policy().Exceptions.MaxDuration.Human()
+	}
+	r.example = example.Format(dateLayout)
+	return r, nil
+}
+
+// parse reads the date as typed. A problem comes back as a message that
+// names the field and says what would do, and a zero time.
+func (r expiryRule) parse(s string) (time.Time, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, "Expires: enter a date after today, e.g. " + r.example
+	}
+	t, err := time.ParseInLocation(dateLayout, s, r.c.loc)
+	if err != nil {
+		return time.Time{}, fmt.Sprintf("Expires: %q is not a date; enter one as YYYY-MM-DD, e.g. %s", s, r.example)
+	}
+	if !t.After(r.c.now) {
+		return time.Time{}, "Expires: enter a date after today, e.g. " + r.example
+	}
+	if !r.limit.IsZero() && t.After(r.limit) {
+		return time.Time{}, fmt.Sprintf("Expires must be within the policy's maximum of %s: latest %s", r.max, r.latest)
+	}
+	return t, ""
 }
 
 func (ui *UI) newException(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -415,44 +478,45 @@ func (ui *UI) createException(w http.ResponseWriter, r *http.Request, p auth.Pri
 		e.Controls = append(e.Controls, risk.Control{Kind: kind, Description: desc})
 		rowOf = append(rowOf, i)
 	}
-	if s := strings.TrimSpace(vals.Get("expires_at")); s != "" {
-		_, zones, err := ui.policyFacts(ctx)
-		if err != nil {
-			return err
-		}
-		t, err := time.ParseInLocation(dateLayout, s, zones.org)
-		if err != nil {
-			bad["expires_at"] = "must be a date (YYYY-MM-DD)"
-		}
-		e.ExpiresAt = t
+	ex, err := ui.expiryRule(ctx)
+	if err != nil {
+		return err
 	}
-	if len(bad) == 0 {
-		out, err := ui.cfg.Exceptions.RequestException(ctx, risk.Requester{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role)}, e)
-		if err == nil {
-			http.Redirect(w, r, "/exceptions/"+url.PathEscape(out.ID)+"?done=request", http.StatusSeeOther)
-			return nil
-		}
-		switch errs.KindOf(err) {
-		case errs.Invalid:
-			for k, msg := range errs.FieldsOf(err) {
-				if m := controlField.FindStringSubmatch(k); m != nil {
-					if i, _ := strconv.Atoi(m[1]); i < len(rowOf) {
-						k = fmt.Sprintf("control_%s.%d", m[2], rowOf[i])
-					}
+	// A date the form refuses goes to the service as none, which the
+	// domain always refuses too: nothing is stored, and every other
+	// problem comes back with it.
+	var expiryErr string
+	e.ExpiresAt, expiryErr = ex.parse(vals.Get("expires_at"))
+	out, err := ui.cfg.Exceptions.RequestException(ctx, risk.Requester{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role)}, e)
+	if err == nil && expiryErr == "" {
+		http.Redirect(w, r, "/exceptions/"+url.PathEscape(out.ID)+"?done=request", http.StatusSeeOther)
+		return nil
+	}
+	switch errs.KindOf(err) {
+	case errs.Invalid:
+		for k, msg := range errs.FieldsOf(err) {
+			if m := controlField.FindStringSubmatch(k); m != nil {
+				if i, _ := strconv.Atoi(m[1]); i < len(rowOf) {
+					k = fmt.Sprintf("control_%s.%d", m[2], rowOf[i])
 				}
-				bad[k] = msg
 			}
-			if len(bad) == 0 {
-				bad["form"] = errs.Public(err)
-			}
-		case errs.NotFound:
-			// The target check: the ID names nothing of that scope.
-			bad["target"] = errs.Public(err)
-		case errs.Forbidden, errs.Conflict:
+			bad[k] = msg
+		}
+		if len(bad) == 0 {
 			bad["form"] = errs.Public(err)
-		default:
+		}
+	case errs.NotFound:
+		// The target check: the ID names nothing of that scope.
+		bad["target"] = errs.Public(err)
+	case errs.Forbidden, errs.Conflict:
+		bad["form"] = errs.Public(err)
+	default:
+		if err != nil {
 			return err
 		}
+	}
+	if expiryErr != "" {
+		bad["expires_at"] = expiryErr
 	}
 	v, err := ui.exceptionForm(ctx, vals, bad)
 	if err != nil {
@@ -531,18 +595,11 @@ func (ui *UI) exceptionPage(r *http.Request, p auth.Principal, id string) (excep
 	if err != nil {
 		return exceptionView{}, err
 	}
-	_, zones, err := ui.policyFacts(ctx)
+	c, err := ui.siteClock(ctx)
 	if err != nil {
 		return exceptionView{}, err
 	}
-	now := ui.cfg.Now()
-	at := func(t time.Time) when { return whenAt(t, zones.org, now) }
-	atp := func(t *time.Time) when {
-		if t == nil {
-			return when{}
-		}
-		return at(*t)
-	}
+	at, atp := c.at, c.atp
 	v := exceptionView{E: e, Requested: at(e.RequestedAt), Decided: atp(e.DecidedAt), Expires: at(e.ExpiresAt),
 		NextReview: at(e.NextReviewAt), LastReview: atp(e.LastReviewedAt), Ended: atp(e.EndedAt),
 		CanDecide:  p.Can(auth.PermExceptionDecide) && (e.State == risk.ExceptionRequested || e.State == risk.ExceptionApproved),

@@ -180,15 +180,15 @@ func TestExceptionRequestValidation(t *testing.T) {
 		}
 		return v
 	}
-	// A date the browser would never send is caught before the service.
+	// A date the browser would never send is refused by name.
 	w := e.post("/exceptions/new", auth.RoleOperator, with(map[string][]string{"expires_at": {"30/06/2026"}}))
 	wantStatus(t, w, http.StatusBadRequest)
 	doc := parse(t, w)
-	if got := text(doc.Find(`[data-field="expires_at"] .error`)); got != "must be a date (YYYY-MM-DD)" {
+	if got := text(doc.Find(`[data-field="expires_at"] .error`)); got != `Expires: "30/06/2026" is not a date; enter one as YYYY-MM-DD, e.g. 2026-04-20` {
 		t.Errorf("date error = %q", got)
 	}
 	if len(e.exceptions.requests) != 0 {
-		t.Fatal("service called with a bad date")
+		t.Fatal("an exception with a bad date was stored")
 	}
 
 	// The domain's own rules, each next to its field; the second control
@@ -202,7 +202,7 @@ func TestExceptionRequestValidation(t *testing.T) {
 	for sel, want := range map[string]string{
 		`[data-field="reason"] .error`:     "required: why the finding cannot be remediated in time",
 		`[data-field="owner"] .error`:      "required: who is accountable for the risk and the controls",
-		`[data-field="expires_at"] .error`: "must be in the future",
+		`[data-field="expires_at"] .error`: "Expires: enter a date after today, e.g. 2026-04-20",
 		"#f-control-desc-2-error":          "required: what the control is and where it is in force",
 	} {
 		if got := text(doc.Find(sel)); got != want {
@@ -224,7 +224,7 @@ func TestExceptionRequestValidation(t *testing.T) {
 	if got := text(doc.Find("#form-message")); got != "Compensating controls: the policy requires at least one compensating control for mitigate decisions" {
 		t.Errorf("controls message = %q", got)
 	}
-	if got := text(doc.Find(`[data-field="expires_at"] .error`)); !strings.Contains(got, "the policy allows exceptions of at most 1y") {
+	if got := text(doc.Find(`[data-field="expires_at"] .error`)); got != "Expires must be within the policy's maximum of 1 year: latest 2027-03-20" {
 		t.Errorf("ceiling error = %q", got)
 	}
 	// A target that does not exist.
@@ -423,5 +423,105 @@ func TestExceptionReviewAndWithdraw(t *testing.T) {
 	}
 	if doc.Find("#decide").Length() != 0 {
 		t.Error("a revoked exception still offers decisions")
+	}
+}
+
+// TestExceptionRequestExpiryErrors: a bad expiry is refused with a message
+// that names the field and what would do, under the policy's maximum
+// duration, and the form comes back with everything as typed.
+func TestExceptionRequestExpiryErrors(t *testing.T) {
+	e := newRiskEnv(t)
+	// Now is Friday 20 March 2026, 10:00 in Chicago; 90 days on is 18 June.
+	applyPolicy(t, e, "max_duration: 1y", "max_duration: 90d")
+	base := url.Values{"scope": {"finding"}, "target": {"f-xz"}, "vuln_id": {"CVE-2024-3094"}, "decision": {"mitigate"},
+		"reason": {"Vendor validates the fix in Q2"}, "owner": {"Lab director"},
+		"control_kind": {"segmentation", "", ""}, "control_description": {"Analyzer VLAN 30", "", ""}}
+	const (
+		afterToday = "Expires: enter a date after today, e.g. 2026-04-20"
+		tooLate    = "Expires must be within the policy's maximum of 90 days: latest 2026-06-18"
+	)
+	for _, tc := range []struct {
+		name, typed string
+		owner       string // "" keeps the base owner; "-" blanks it
+		want        map[string]string
+	}{
+		{name: "empty", typed: "", want: map[string]string{"expires_at": afterToday}},
+		{name: "blank", typed: "  ", want: map[string]string{"expires_at": afterToday}},
+		{name: "day first", typed: "31/01/2027",
+			want: map[string]string{"expires_at": `Expires: "31/01/2027" is not a date; enter one as YYYY-MM-DD, e.g. 2026-04-20`}},
+		{name: "no such day", typed: "2026-02-30",
+			want: map[string]string{"expires_at": `Expires: "2026-02-30" is not a date; enter one as YYYY-MM-DD, e.g. 2026-04-20`}},
+		{name: "yesterday", typed: "2026-03-19", want: map[string]string{"expires_at": afterToday}},
+		{name: "today", typed: "2026-03-20", want: map[string]string{"expires_at": afterToday}},
+		{name: "a day past the maximum", typed: "2026-06-19", want: map[string]string{"expires_at": tooLate}},
+		{name: "next year", typed: "2027-01-31", want: map[string]string{"expires_at": tooLate}},
+		{name: "with another problem", typed: "2026-01-01", owner: "-", want: map[string]string{"expires_at": afterToday,
+			"owner": "required: who is accountable for the risk and the controls"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{}
+			for k, v := range base {
+				form[k] = v
+			}
+			form.Set("expires_at", tc.typed)
+			if tc.owner == "-" {
+				form.Set("owner", "")
+			}
+			w := e.post("/exceptions/new", auth.RoleOperator, form)
+			wantStatus(t, w, http.StatusBadRequest)
+			doc := parse(t, w)
+			got := map[string]string{}
+			doc.Find("#exception-form [data-field]").Each(func(_ int, f *goquery.Selection) {
+				if msg := text(f.Find(".error")); msg != "" {
+					got[f.AttrOr("data-field", "")] = msg
+				}
+			})
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("field errors (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(form, formValues(doc.Find("#exception-form"))); diff != "" {
+				t.Errorf("form as re-rendered (-typed +shown):\n%s", diff)
+			}
+			if n := len(e.exceptions.exceptions); n != 3 {
+				t.Errorf("exceptions = %d; a refused request was stored", n)
+			}
+		})
+	}
+
+	// The first and the last day allowed are taken; the hint names both ends.
+	hint := text(parse(t, e.get("/exceptions/new?scope=finding&target=f-xz", auth.RoleOperator)).Find("#f-expires_at-hint"))
+	if want := "The exception ends at 00:00 on this date (America/Chicago): a date after today, no later than 2026-06-18 (the policy allows at most 90 days)."; hint != want {
+		t.Errorf("hint = %q; want %q", hint, want)
+	}
+	for _, day := range []string{"2026-03-21", "2026-06-18"} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		form.Set("expires_at", day)
+		wantStatus(t, e.post("/exceptions/new", auth.RoleOperator, form), http.StatusSeeOther)
+	}
+}
+
+// TestExceptionExpiryInSiteZone: a date typed on the form is a day in the
+// policy's time zone, so "today" is the site's today.
+func TestExceptionExpiryInSiteZone(t *testing.T) {
+	e := newRiskEnv(t)
+	// Now, 15:00 UTC on 20 March, is already 04:00 on the 21st in Auckland.
+	applyPolicy(t, e, "time_zone: America/Chicago", "time_zone: Pacific/Auckland")
+	form := url.Values{"scope": {"finding"}, "target": {"f-xz"}, "decision": {"accept"}, "reason": {"Validated device"},
+		"owner": {"Lab director"}, "expires_at": {"2026-03-21"}}
+	w := e.post("/exceptions/new", auth.RoleOperator, form)
+	wantStatus(t, w, http.StatusBadRequest)
+	if got := text(parse(t, w).Find(`[data-field="expires_at"] .error`)); got != "Expires: enter a date after today, e.g. 2026-04-21" {
+		t.Errorf("error = %q", got)
+	}
+	form.Set("expires_at", "2026-03-22")
+	w = e.post("/exceptions/new", auth.RoleOperator, form)
+	wantStatus(t, w, http.StatusSeeOther)
+	id := strings.TrimSuffix(strings.TrimPrefix(w.Header().Get("Location"), "/exceptions/"), "?done=request")
+	// 00:00 on 22 March in Auckland (NZDT, UTC+13).
+	if got, want := e.exceptions.exceptions[id].ExpiresAt, time.Date(2026, 3, 21, 11, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("expires = %v; want %v", got, want)
 	}
 }

@@ -63,6 +63,17 @@ type findingRow struct {
 	ShowAsset bool
 	// Advisories says whether the vulnerability ID links to its advisory.
 	Advisories bool
+	// Times are the finding's lifecycle in its asset's site's time zone.
+	Times findingTimes
+}
+
+// findingTimes are a finding's lifecycle instants as pages show them.
+type findingTimes struct {
+	FirstSeen, LastSeen, Fixed, Reopened when
+}
+
+func (c clock) finding(f match.Finding) findingTimes {
+	return findingTimes{FirstSeen: c.at(f.FirstSeen), LastSeen: c.at(f.LastSeen), Fixed: c.atp(f.FixedAt), Reopened: c.atp(f.ReopenedAt)}
 }
 
 // findingQuery is what the findings filter form asked for, parsed.
@@ -147,7 +158,16 @@ func (ui *UI) listFindings(w http.ResponseWriter, r *http.Request, _ auth.Princi
 		return err
 	}
 	v.Total = page.Total
-	if v.Rows, err = names.rows(ctx, page.Findings); err != nil {
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return err
+	}
+	sites, err := ui.cfg.Inventory.Sites(ctx)
+	if err != nil {
+		return err
+	}
+	zones.sites(sites)
+	if v.Rows, err = names.rows(ctx, page.Findings, zones, ui.cfg.Now()); err != nil {
 		return err
 	}
 	for i := range v.Rows {
@@ -166,47 +186,59 @@ func (ui *UI) listFindings(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	return nil
 }
 
-// assetNames looks up the names of the assets findings are on, once per
-// asset per request: a page of findings usually repeats a few assets.
+// assetNames looks up the names (and sites) of the assets findings are on,
+// once per asset per request: a page of findings usually repeats a few
+// assets.
 type assetNames struct {
 	inv   Inventory
-	cache map[string]string
+	cache map[string]assetRef
 }
 
 // name returns the asset's name, or its ID when the asset no longer exists:
 // findings outlive deleted assets for reporting, and should still list.
 func (n *assetNames) name(ctx context.Context, id string) (string, error) {
-	if s, ok := n.cache[id]; ok {
-		return s, nil
+	a, err := n.ref(ctx, id)
+	return a.Name, err
+}
+
+// ref is the asset as findings need it; a deleted asset has its ID for a
+// name and no site.
+func (n *assetNames) ref(ctx context.Context, id string) (assetRef, error) {
+	if r, ok := n.cache[id]; ok {
+		return r, nil
 	}
 	a, err := n.inv.Asset(ctx, id)
 	switch {
 	case errs.KindOf(err) == errs.NotFound:
 		a.Name = id
 	case err != nil:
-		return "", err
+		return assetRef{}, err
 	}
 	if n.cache == nil {
-		n.cache = map[string]string{}
+		n.cache = map[string]assetRef{}
 	}
-	n.cache[id] = a.Name
-	return a.Name, nil
+	r := assetRef{ID: id, Name: a.Name, SiteID: a.SiteID}
+	n.cache[id] = r
+	return r, nil
 }
 
-func (n *assetNames) rows(ctx context.Context, fs []match.Finding) ([]findingRow, error) {
+// rows names each finding's asset and shows its times in the zone of the
+// asset's site.
+func (n *assetNames) rows(ctx context.Context, fs []match.Finding, zones *zoneBook, now time.Time) ([]findingRow, error) {
 	rows := make([]findingRow, 0, len(fs))
 	for _, f := range fs {
-		name, err := n.name(ctx, f.AssetID)
+		a, err := n.ref(ctx, f.AssetID)
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, findingRow{Finding: f, AssetName: name})
+		rows = append(rows, findingRow{Finding: f, AssetName: a.Name, Times: zones.clock(a.SiteID, now).finding(f)})
 	}
 	return rows, nil
 }
 
 type findingDetailView struct {
-	Finding   match.Finding
+	// Finding carries the lifecycle times in the asset's site's zone.
+	Finding   findingRow
 	AssetName string
 	// AssetFindingsURL lists every finding on the same asset.
 	AssetFindingsURL string
@@ -225,6 +257,8 @@ type findingDetailView struct {
 	// CreateChangeURL opens the change form with this finding, when the
 	// change pages are wired and the user may write changes.
 	CreateChangeURL string
+	// TimeZone is where the page's times are shown: the asset's site's.
+	TimeZone string
 }
 
 // priorityView is the Priority section of the finding page: the score and
@@ -295,40 +329,20 @@ func fmtPoints(f float64) string {
 	return "+" + s
 }
 
-// priority builds the Priority section for f, in the time zone of its
+// priority builds the Priority section for f, on c: the clock of its
 // asset's site.
-func (ui *UI) priority(ctx context.Context, f match.Finding) (*priorityView, error) {
+func (ui *UI) priority(ctx context.Context, f match.Finding, c clock) (*priorityView, error) {
 	ex, err := ui.cfg.Risk.Explain(ctx, f.ID)
 	if err != nil {
 		return nil, err
 	}
-	_, zones, err := ui.policyFacts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	loc := zones.org
-	if a, err := ui.cfg.Inventory.Asset(ctx, f.AssetID); err == nil && a.SiteID != "" {
-		sites, err := ui.cfg.Inventory.Sites(ctx)
-		if err != nil {
-			return nil, err
-		}
-		zones.sites(sites)
-		loc = zones.of(a.SiteID)
-	}
-	now := ui.cfg.Now()
 	rec, as := ex.Record, ex.Record.Assessment
-	at := func(t time.Time) when { return whenAt(t, loc, now) }
-	atp := func(t *time.Time) when {
-		if t == nil {
-			return when{}
-		}
-		return at(*t)
-	}
+	at, atp := c.at, c.atp
 	v := &priorityView{Score: fmtScore(as.Score), Tier: as.Tier, Mode: as.Mode, Band: as.Band, Classes: as.Classes,
 		SSVC: as.SSVC, Target: as.TargetText, TargetWhy: as.TargetWhy, PolicyVersion: rec.PolicyVersion,
 		SLA: ex.SLA, FirstSeen: at(rec.FirstSeen), FixAvailable: atp(rec.FixAvailableAt), ClockStart: at(rec.ClockStart),
-		ClockBasis: rec.ClockBasis, Due: dueOf(rec.DueAt, ex.SLA, loc, now), DueReason: rec.DueReason,
-		Resolved: atp(rec.ResolvedAt), MetSLA: rec.MetSLA, TimeZone: loc.String(),
+		ClockBasis: rec.ClockBasis, Due: dueOf(rec.DueAt, ex.SLA, c.loc, c.now), DueReason: rec.DueReason,
+		Resolved: atp(rec.ResolvedAt), MetSLA: rec.MetSLA, TimeZone: c.loc.String(),
 		ExceptionID: rec.ExceptionID, ExceptionLink: ui.cfg.Exceptions != nil}
 	if rec.ClockBasis != risk.BasisAwaitingFix && !rec.DueSoonAt.IsZero() {
 		v.DueSoonAt = at(rec.DueSoonAt)
@@ -362,11 +376,17 @@ func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	names := assetNames{inv: ui.cfg.Inventory}
-	v := findingDetailView{Finding: f, Advisories: ui.cfg.Advisories != nil,
-		AssetFindingsURL: "/findings?" + url.Values{"asset": {f.AssetID}, "state": {stateAll}}.Encode()}
-	if v.AssetName, err = names.name(ctx, f.AssetID); err != nil {
+	a, err := names.ref(ctx, f.AssetID)
+	if err != nil {
 		return err
 	}
+	c, err := ui.assetClock(ctx, a.SiteID)
+	if err != nil {
+		return err
+	}
+	v := findingDetailView{Finding: findingRow{Finding: f, AssetName: a.Name, Times: c.finding(f)}, AssetName: a.Name,
+		Advisories: ui.cfg.Advisories != nil, TimeZone: c.loc.String(),
+		AssetFindingsURL: "/findings?" + url.Values{"asset": {f.AssetID}, "state": {stateAll}}.Encode()}
 	if ui.cfg.Advisories != nil {
 		a, err := ui.cfg.Advisories.Advisory(ctx, f.VulnID)
 		switch {
@@ -381,7 +401,7 @@ func (ui *UI) showFinding(w http.ResponseWriter, r *http.Request, p auth.Princip
 		}
 	}
 	if ui.cfg.Risk != nil && p.Can(auth.PermRiskRead) {
-		v.Priority, err = ui.priority(ctx, f)
+		v.Priority, err = ui.priority(ctx, f, c)
 		switch {
 		case errs.KindOf(err) == errs.NotFound:
 			// Not assessed yet: the engine scores new findings within
@@ -421,6 +441,10 @@ type assetFindingsView struct {
 // findings (newest first, as the store lists them) and how many are
 // suppressed by VEX.
 func (ui *UI) assetFindings(ctx context.Context, a assetRef) (*assetFindingsView, error) {
+	c, err := ui.assetClock(ctx, a.SiteID)
+	if err != nil {
+		return nil, err
+	}
 	open, err := ui.cfg.Findings.Findings(ctx, match.FindingFilter{AssetID: a.ID, State: match.StateOpen, Limit: assetFindingsLimit})
 	if err != nil {
 		return nil, err
@@ -436,10 +460,11 @@ func (ui *UI) assetFindings(ctx context.Context, a assetRef) (*assetFindingsView
 	v := &assetFindingsView{Open: open.Total, Suppressed: na.Total, Advisories: ui.cfg.Advisories != nil,
 		OpenURL: link(string(match.StateOpen)), AllURL: link(stateAll), SuppressedURL: link(string(match.StateNotAffected))}
 	for _, f := range open.Findings {
-		v.Rows = append(v.Rows, findingRow{Finding: f, AssetName: a.Name, Advisories: v.Advisories})
+		v.Rows = append(v.Rows, findingRow{Finding: f, AssetName: a.Name, Advisories: v.Advisories, Times: c.finding(f)})
 	}
 	return v, nil
 }
 
-// assetRef is the part of an asset the Vulnerabilities section needs.
-type assetRef struct{ ID, Name string }
+// assetRef is the part of an asset that findings pages need: the site
+// says which time zone their times are shown in.
+type assetRef struct{ ID, Name, SiteID string }

@@ -43,7 +43,7 @@ func TestFindingsWorklistDefaultsToOpen(t *testing.T) {
 
 	xz := doc.Find(`#finding-table tr[data-finding-id="f-xz"]`)
 	wantCells := []string{"CVE-2024-3094 DSA-5649-1", "Chemistry analyzer", "xz-utils 5.4.1-0.2 binaries: liblzma5, xz-utils",
-		"5.4.1-1", "KEV", "86%", "2026-03-01", "Open", "Details"}
+		"5.4.1-1", "KEV", "86%", "Sun 1 Mar 2026, 01:00 MST", "Open", "Details"}
 	if diff := cmp.Diff(wantCells, rowCells(xz)); diff != "" {
 		t.Errorf("xz row (-want +got):\n%s", diff)
 	}
@@ -172,8 +172,9 @@ func TestFindingDetail(t *testing.T) {
 		return text(doc.Find(dl + " dt").FilterFunction(func(_ int, s *goquery.Selection) bool { return text(s) == term }).Next())
 	}
 	for term, want := range map[string]string{
-		"State": "Fixed", "First seen": "2026-03-04 08:00:00 UTC", "Last seen": "2026-03-09 08:00:00 UTC",
-		"Fixed at": "2026-03-10 08:00:00 UTC", "Reopened at": "2026-03-12 08:00:00 UTC", "Times reopened": "1",
+		// In the zone of the asset's site, across the US switch to daylight time.
+		"State": "Fixed", "First seen": "Wed 4 Mar 2026, 01:00 MST", "Last seen": "Mon 9 Mar 2026, 02:00 MDT",
+		"Fixed at": "Tue 10 Mar 2026, 02:00 MDT", "Reopened at": "Thu 12 Mar 2026, 02:00 MDT", "Times reopened": "1",
 	} {
 		if got := dd("#lifecycle", term); got != want {
 			t.Errorf("lifecycle %s = %q; want %q", term, got, want)

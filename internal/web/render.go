@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -295,8 +296,7 @@ func funcs(st *staticFiles) template.FuncMap {
 	return template.FuncMap{
 		"static":       st.url,
 		"label":        label,
-		"date":         func(v any) string { return formatTime(v, "2006-01-02") },
-		"datetime":     func(v any) string { return formatTime(v, "2006-01-02 15:04:05 UTC") },
+		"date":         civilDate,
 		"join":         strings.Join,
 		"percent":      percent,
 		"advisoryURL":  func(id string) string { return "/advisories/" + url.PathEscape(id) },
@@ -311,9 +311,12 @@ func funcs(st *staticFiles) template.FuncMap {
 	}
 }
 
-// formatTime formats a time.Time or *time.Time in UTC; nil and the zero
-// time give "", so an unknown date shows as blank rather than year 1.
-func formatTime(v any, layout string) string {
+// civilDate shows a calendar date that names no moment (an end of support,
+// a purchase, an advisory's publication): kept at midnight UTC, it reads
+// the same everywhere. An instant never goes through here but through
+// whenAt, in the site's zone. nil and the zero time give "", so an unknown
+// date shows as blank rather than year 1.
+func civilDate(v any) string {
 	var t time.Time
 	switch x := v.(type) {
 	case time.Time:
@@ -326,7 +329,94 @@ func formatTime(v any, layout string) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(layout)
+	return t.UTC().Format(dateLayout)
+}
+
+// when is a point in time as a page shows it: in the local time of the
+// site it concerns (the policy's time zone unless the site names its own;
+// SLA days are counted there), machine-readable, in UTC for auditors, and
+// how far from now, so "due Tue 14 Apr, 09:00 CDT — in 3 days" needs no
+// sums. Every instant a page shows is made by whenAt and drawn by the
+// "when" partial.
+type when struct {
+	ISO  string // RFC 3339 in UTC, for <time datetime>
+	Text string // "Tue 14 Apr 2026, 09:00 CDT"
+	UTC  string // "2026-04-14 14:00:00 UTC", the tooltip
+	Span string // "3 days", "5 hours": the distance from now
+	Past bool
+}
+
+// whenAt formats t in loc; a zero t is the zero when, shown as blank.
+func whenAt(t time.Time, loc *time.Location, now time.Time) when {
+	if t.IsZero() {
+		return when{}
+	}
+	return when{ISO: t.UTC().Format(time.RFC3339), Text: t.In(loc).Format("Mon 2 Jan 2006, 15:04 MST"),
+		UTC: t.UTC().Format("2006-01-02 15:04:05 UTC"), Span: span(t.Sub(now)), Past: !t.After(now)}
+}
+
+// clock shows instants in one time zone as of one moment: a page's.
+type clock struct {
+	loc *time.Location
+	now time.Time
+}
+
+func (c clock) at(t time.Time) when { return whenAt(t, c.loc, c.now) }
+
+// atp is at for an optional instant; nil shows as blank.
+func (c clock) atp(t *time.Time) when {
+	if t == nil {
+		return when{}
+	}
+	return c.at(*t)
+}
+
+// siteClock is the clock of a page about no one site (the audit log, the
+// exceptions): the policy in force's time zone, read on every request so a
+// newly applied policy shows on the next page without a restart.
+func (ui *UI) siteClock(ctx context.Context) (clock, error) {
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return clock{}, err
+	}
+	return clock{loc: zones.org, now: ui.cfg.Now()}, nil
+}
+
+// assetClock is the clock of a page about one asset: its site's time zone
+// when the site names one, else the policy's.
+func (ui *UI) assetClock(ctx context.Context, siteID string) (clock, error) {
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return clock{}, err
+	}
+	if siteID != "" {
+		sites, err := ui.cfg.Inventory.Sites(ctx)
+		if err != nil {
+			return clock{}, err
+		}
+		zones.sites(sites)
+	}
+	return zones.clock(siteID, ui.cfg.Now()), nil
+}
+
+// span says how long d is, in the unit a person would use.
+func span(d time.Duration) string {
+	d = d.Abs()
+	switch {
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	default:
+		return plural(int(d/(24*time.Hour)), "day")
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // percent shows a probability (an EPSS score) as a percentage with the

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -283,23 +282,9 @@ func (z *zoneBook) of(siteID string) *time.Location {
 	return z.org
 }
 
-// when is a point in time as a page shows it: machine-readable, in the
-// local time of the site it concerns (SLA days are counted there), and how
-// far from now, so "due Tue 14 Apr, 09:00 CDT — in 3 days" needs no sums.
-type when struct {
-	ISO  string // RFC 3339 in UTC, for <time datetime>
-	Text string // "Tue 14 Apr 2026, 09:00 CDT"
-	Span string // "3 days", "5 hours": the distance from now
-	Past bool
-}
-
-// whenAt formats t in loc; a zero t is the zero when, shown as blank.
-func whenAt(t time.Time, loc *time.Location, now time.Time) when {
-	if t.IsZero() {
-		return when{}
-	}
-	return when{ISO: t.UTC().Format(time.RFC3339), Text: t.In(loc).Format("Mon 2 Jan 2006, 15:04 MST"),
-		Span: span(t.Sub(now)), Past: !t.After(now)}
+// clock shows instants at now in the zone of the site siteID.
+func (z *zoneBook) clock(siteID string, now time.Time) clock {
+	return clock{loc: z.of(siteID), now: now}
 }
 
 // dueView is a due date with a word on where it stands.
@@ -324,26 +309,6 @@ func dueOf(t time.Time, sla string, loc *time.Location, now time.Time) dueView {
 		d.Note = "in " + d.When.Span
 	}
 	return d
-}
-
-// span says how long d is, in the unit a person would use.
-func span(d time.Duration) string {
-	d = d.Abs()
-	switch {
-	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute")
-	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour")
-	default:
-		return plural(int(d/(24*time.Hour)), "day")
-	}
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // fmtScore shows a score with at most one decimal: "87.5", "60".
