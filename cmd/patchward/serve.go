@@ -142,19 +142,19 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	if opt.Notifier != nil {
 		alerts = change.NewProposalAlerts(proposals, db.Changes(), a.audit, opt.Notifier, nil)
 	}
-	a.rescorer.OnPass(func(ctx context.Context, _ risk.Summary) {
-		moved, err := a.changes.Rerate(ctx)
+	a.risk.OnRecompute(func(ctx context.Context, assetID string, sum risk.Summary) {
+		moved, err := a.changes.Rerate(ctx, assetID)
 		if err != nil {
 			log.Error("re-rating changes failed", "err", err)
 		}
 		for _, m := range moved {
 			log.Info("change re-rated", "change", m.ChangeID, "from", m.Before.Tier, "to", m.After.Tier)
 		}
-		if alerts == nil {
+		if alerts == nil || sum.Reprioritized == 0 {
 			return
 		}
 		if n, err := alerts.Check(ctx); err != nil {
-			log.Error("could not alert on emergency proposals; retrying after the next re-score", "sent", n, "err", err)
+			log.Error("could not alert on emergency proposals; retrying at the next re-prioritisation", "sent", n, "err", err)
 		} else if n > 0 {
 			log.Info("emergency proposals announced", "count", n)
 		}

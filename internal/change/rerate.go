@@ -18,12 +18,12 @@ type Rerated struct {
 }
 
 // Rerate recomputes the risk rating of every change still in play (not
-// terminal) from its findings' current risk records, and stores the ones
-// that moved: a finding entering KEV after the change was drafted makes the
+// terminal) that targets assetID ("" for every change) from its findings'
+// current risk records, and stores the ones that moved: a finding entering KEV after the change was drafted makes the
 // change as urgent as the finding, which is what approvers and the calendar
 // should see. The content of the change is unchanged, so approvals stand;
 // each move is audited with the rating before and after.
-func (s *Service) Rerate(ctx context.Context) ([]Rerated, error) {
+func (s *Service) Rerate(ctx context.Context, assetID string) ([]Rerated, error) {
 	if s.risk == nil {
 		return nil, nil
 	}
@@ -33,11 +33,19 @@ func (s *Service) Rerate(ctx context.Context) ([]Rerated, error) {
 			continue
 		}
 		for offset := 0; ; offset += 1000 {
-			page, err := s.store.List(ctx, Filter{State: st, Limit: 1000, Offset: offset})
+			page, err := s.store.List(ctx, Filter{State: st, Asset: assetID, Limit: 1000, Offset: offset})
 			if err != nil {
 				return out, fmt.Errorf("rerate changes: %w", err)
 			}
 			for _, c := range page {
+				// Most changes did not move: look before taking the lock.
+				rating, err := s.rate(ctx, c.Findings)
+				if err != nil {
+					return out, err
+				}
+				if sameRating(c.Risk, rating) {
+					continue
+				}
 				r, moved, err := s.rerate(ctx, c.ID)
 				if err != nil {
 					return out, err

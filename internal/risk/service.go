@@ -50,6 +50,8 @@ type Service struct {
 	mu sync.Mutex
 	// changed hears of exception decisions that need a re-score.
 	changed func(assetID string)
+	// recomputed hear of each recompute that wrote records.
+	recomputed []func(ctx context.Context, assetID string, sum Summary)
 }
 
 // Options configure a Service.
@@ -90,10 +92,29 @@ type Summary struct {
 // the SQLite writer for long.
 const batchSize = 1000
 
+// OnRecompute registers fn to run after each recompute that wrote records,
+// whoever asked for it (the watcher, the API, the CLI): what depends on
+// findings' tiers, such as the rating of the changes that fix them,
+// follows. assetID is the recompute's asset, "" for the estate. Register
+// before the service is used.
+func (s *Service) OnRecompute(fn func(ctx context.Context, assetID string, sum Summary)) {
+	s.recomputed = append(s.recomputed, fn)
+}
+
 // Recompute re-scores the findings of one asset ("" for the whole estate)
 // under the policy in force, moves SLA clocks, records why, and expires
 // exceptions that have run out.
 func (s *Service) Recompute(ctx context.Context, assetID string) (Summary, error) {
+	sum, err := s.recompute(ctx, assetID)
+	if err == nil && sum.Changed > 0 {
+		for _, fn := range s.recomputed {
+			fn(ctx, assetID, sum)
+		}
+	}
+	return sum, err
+}
+
+func (s *Service) recompute(ctx context.Context, assetID string) (Summary, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var sum Summary

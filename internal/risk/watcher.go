@@ -25,8 +25,6 @@ type Watcher struct {
 	// changed, or once a day (rules may read a finding's age).
 	lastInputs string
 	lastFull   time.Time
-	// onPass are told of each pass that wrote records.
-	onPass []func(context.Context, Summary)
 }
 
 // fullEvery is the longest the watcher goes without re-scoring the estate.
@@ -38,12 +36,6 @@ func NewWatcher(svc *Service, log *slog.Logger) *Watcher {
 		log = slog.Default()
 	}
 	return &Watcher{svc: svc, log: log, pending: map[string]bool{}, all: true, kick: make(chan struct{}, 1)}
-}
-
-// OnPass registers fn to run after each pass that changed risk records,
-// such as re-rating the changes that link them. Register before Run.
-func (w *Watcher) OnPass(fn func(context.Context, Summary)) {
-	w.onPass = append(w.onPass, fn)
 }
 
 // Notify asks for assetID to be re-scored ("" for every asset). It never
@@ -62,19 +54,8 @@ func (w *Watcher) Notify(assetID string) {
 	}
 }
 
-// Pass runs what has been asked for since the last pass and, when it
-// changed records, tells those registered with OnPass.
+// Pass runs what has been asked for since the last pass.
 func (w *Watcher) Pass(ctx context.Context) (Summary, error) {
-	sum, err := w.pass(ctx)
-	if err == nil && sum.Changed > 0 {
-		for _, fn := range w.onPass {
-			fn(ctx, sum)
-		}
-	}
-	return sum, err
-}
-
-func (w *Watcher) pass(ctx context.Context) (Summary, error) {
 	w.mu.Lock()
 	all, pending := w.all, w.pending
 	w.all, w.pending = false, map[string]bool{}

@@ -40,7 +40,11 @@ func TestChangeRerate(t *testing.T) {
 
 		f.clk.advance(time.Hour)
 		put("critical", 0, 92) // entered KEV
-		moved, err := f.svc.Rerate(ctx)
+		// Another asset's recompute moves none of them.
+		if moved, err := f.svc.Rerate(ctx, f.lis); err != nil || len(moved) != 0 {
+			t.Fatalf("Rerate(LIS) = %+v, %v; want nothing: no change targets the LIS", moved, err)
+		}
+		moved, err := f.svc.Rerate(ctx, "")
 		if err != nil {
 			t.Fatalf("Rerate: %v", err)
 		}
@@ -67,7 +71,7 @@ func TestChangeRerate(t *testing.T) {
 			t.Errorf("audit of the rerate: %+v, %v; want one system entry", page, err)
 		}
 
-		if again, err := f.svc.Rerate(ctx); err != nil || len(again) != 0 {
+		if again, err := f.svc.Rerate(ctx, ""); err != nil || len(again) != 0 {
 			t.Errorf("second Rerate = %+v, %v; want nothing moved", again, err)
 		}
 		verifyAudit(t, db)

@@ -299,7 +299,7 @@ func TestRiskWatcherTick(t *testing.T) {
 		w := risk.NewWatcher(svc, nil)
 		findings.OnChange(w.Notify)
 		var told []risk.Summary
-		w.OnPass(func(_ context.Context, s risk.Summary) { told = append(told, s) })
+		svc.OnRecompute(func(_ context.Context, _ string, s risk.Summary) { told = append(told, s) })
 		pass := func(what string, wantAssessed int) risk.Summary {
 			t.Helper()
 			told = nil
@@ -307,9 +307,9 @@ func TestRiskWatcherTick(t *testing.T) {
 			if err != nil || sum.Assessed != wantAssessed {
 				t.Fatalf("%s: Pass = %+v, %v; want %d assessed", what, sum, err, wantAssessed)
 			}
-			// OnPass hears of exactly the passes that wrote records.
+			// OnRecompute hears of exactly the recomputes that wrote records.
 			if wantTold := sum.Changed > 0; (len(told) == 1 && told[0] == sum) != wantTold || len(told) > 1 {
-				t.Fatalf("%s: OnPass told %+v of a pass that changed %d records", what, told, sum.Changed)
+				t.Fatalf("%s: OnRecompute told %+v of a pass that changed %d records", what, told, sum.Changed)
 			}
 			return sum
 		}
