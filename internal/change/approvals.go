@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/policy"
 )
 
@@ -136,4 +137,22 @@ func RequiredCases(p *policy.Compiled, t Type, classes []string) []string {
 		}
 	}
 	return out
+}
+
+// MayDecide is separation of duties (approvals.separation_of_duties): when
+// the policy asks for it, neither the change's requester nor anyone who
+// edited its content may approve or reject it. It is the rule Approve and
+// Reject enforce; the UI asks it so as not to offer a decision it would
+// refuse. Whether u's role may sign at all is a separate question.
+func MayDecide(pol *policy.Compiled, c Change, u User) error {
+	if !pol.Policy().Approvals.SeparationOfDuties {
+		return nil
+	}
+	if c.RequestedByID == u.Actor.ID {
+		return errs.E(errs.Forbidden, "you requested this change; someone else must approve or reject it (policy approvals.separation_of_duties)")
+	}
+	if slices.Contains(c.EditedBy, u.Actor.ID) {
+		return errs.E(errs.Forbidden, "you edited this change; someone else must approve or reject it (policy approvals.separation_of_duties)")
+	}
+	return nil
 }

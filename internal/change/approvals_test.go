@@ -1,12 +1,16 @@
 package change
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/policy"
 )
 
@@ -90,5 +94,37 @@ func TestRequiredCases(t *testing.T) {
 		if got := RequiredCases(p, tc.typ, tc.classes); !cmp.Equal(got, tc.want) {
 			t.Errorf("RequiredCases(%s, %v) = %v; want %v", tc.typ, tc.classes, got, tc.want)
 		}
+	}
+}
+
+func TestMayDecide(t *testing.T) {
+	sod := policy.Default()
+	lax, err := policy.Load(bytes.Replace(policy.DefaultSource(), []byte("separation_of_duties: true"), []byte("separation_of_duties: false"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Change{RequestedByID: "u-req", EditedBy: []string{"u-ed"}}
+	as := func(id string) User { return User{Actor: audit.Actor{Kind: audit.ActorUser, ID: id}, Role: "approver"} }
+	for _, tc := range []struct {
+		name string
+		pol  *policy.Compiled
+		user string
+		want string // "" when allowed
+	}{
+		{"requester", sod, "u-req", "you requested this change"},
+		{"editor", sod, "u-ed", "you edited this change"},
+		{"someone else", sod, "u-other", ""},
+		{"requester without separation of duties", lax, "u-req", ""},
+		{"editor without separation of duties", lax, "u-ed", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := MayDecide(tc.pol, c, as(tc.user))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("MayDecide = %v; want nil", err)
+			case tc.want != "" && (errs.KindOf(err) != errs.Forbidden || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("MayDecide = %v; want Forbidden saying %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -31,6 +31,11 @@ var States = []State{Draft, Submitted, Approved, Rejected, Scheduled, InProgress
 // Terminal reports whether nothing more can happen to a change in s.
 func (s State) Terminal() bool { return len(MovesFrom(s)) == 0 }
 
+// Editable reports whether a change in s may still have its content
+// edited: until it is scheduled, and not once rejected (rework returns
+// it to draft first).
+func (s State) Editable() bool { return s == Draft || s == Submitted || s == Approved }
+
 // Action is what moves a change from one state to another.
 type Action string
 

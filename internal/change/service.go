@@ -284,8 +284,12 @@ func resetSignOffs(in []SignOff) []SignOff {
 	return out
 }
 
-// editable are the states whose content may still change.
-var editable = []State{Draft, Submitted, Approved}
+// EditWithdrawsApprovals reports whether editing c withdraws its
+// approvals: the policy says so (approvals.expire_on_edit) and c has left
+// draft. Update acts on it; the UI asks it to warn before an edit.
+func EditWithdrawsApprovals(pol *policy.Compiled, c Change) bool {
+	return c.State != Draft && pol.Policy().Approvals.ExpireOnEdit
+}
 
 // Update replaces a change's content (not its state, requester or risk
 // rating) when c.Revision matches the stored one. Editing a submitted or
@@ -321,7 +325,7 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 		if err := checkRevision(cur, c.Revision); err != nil {
 			return err
 		}
-		if !slices.Contains(editable, cur.State) {
+		if !cur.State.Editable() {
 			return errs.E(errs.Conflict, "a change that is %s can no longer be edited (only draft, submitted or approved changes can)", cur.State)
 		}
 		next := cur
@@ -359,7 +363,7 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 			next.EditedBy = append(slices.Clone(cur.EditedBy), u.Actor.ID)
 		}
 		expired := 0
-		if cur.State != Draft && pol.Policy().Approvals.ExpireOnEdit {
+		if EditWithdrawsApprovals(pol, cur) {
 			if expired, err = tx.ExpireApprovals(ctx, cur.ID, now, fmt.Sprintf("change edited (revision %d): %s", next.Revision, why)); err != nil {
 				return err
 			}
@@ -590,13 +594,8 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 			return errs.E(errs.Conflict, "the emergency change's go/no-go deadline passed at %s: it expired unapproved; cancel it and declare a new one",
 				cur.Emergency.GoNoGoBy.Format(time.RFC3339))
 		}
-		if pol.Policy().Approvals.SeparationOfDuties {
-			if cur.RequestedByID == u.Actor.ID {
-				return errs.E(errs.Forbidden, "you requested this change, so you cannot %s it (policy approvals.separation_of_duties)", decision)
-			}
-			if slices.Contains(cur.EditedBy, u.Actor.ID) {
-				return errs.E(errs.Forbidden, "you edited this change, so you cannot %s it (policy approvals.separation_of_duties)", decision)
-			}
+		if err := MayDecide(pol, cur, u); err != nil {
+			return err
 		}
 		classes, err := s.classes(ctx, tx, pol, cur.Targets)
 		if err != nil {

@@ -533,11 +533,13 @@ func seedRiskInventory(t *testing.T, ctx context.Context, inv *inventory.Service
 // TestBrowserChangeFromWorklist drives change control in real Chromium on
 // the real services: the admin selects the two Any23 findings on the
 // worklist and turns them into a change (package and fixed version, test
-// cases and rollback triggers prefilled), submits it, and is refused when
-// trying to approve their own change; a test run with an uploaded
-// evidence file is recorded; two approvers sign as security officer and
-// system owner and the change is approved. The calendar renders under
-// the CSP.
+// cases and rollback triggers prefilled) with a custom test case of their
+// own, submits it, and is not offered the approval of their own change;
+// the security officer approves, the admin edits the change (told first
+// that this withdraws that approval) and adds a second custom case; a
+// test run covering every case, with an uploaded evidence file, is
+// recorded; two approvers sign as security officer and system owner and
+// the change is approved. The calendar renders under the CSP.
 func TestBrowserChangeFromWorklist(t *testing.T) {
 	b := newBrowser(t, 120*time.Second)
 	do := b.do
@@ -611,9 +613,15 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("f-impact"), "EHR unavailable for up to 30 minutes on Sunday night"),
 		chromedp.SendKeys(chromedp.ID("f-rb_steps"), "Restore the VM snapshot taken before the change"),
 		chromedp.SendKeys(chromedp.ID("f-rb_owner"), "Clinic IT on call"),
+		chromedp.SendKeys(chromedp.ID("f-custom-name-1"), "EHR sign-in from the front desk"),
+		chromedp.SendKeys(chromedp.ID("f-custom-criteria-1"), "Sign-in completes within 10 seconds"),
 		chromedp.Click(chromedp.ID("submit-change")),
-		chromedp.WaitVisible(chromedp.ID("done")),
+		chromedp.WaitVisible(chromedp.CSS(`#done[data-done="create"]`)),
 	)
+	const signIn1, printer = "custom-ehr-sign-in-from-the-front-desk", "custom-label-printer-prints"
+	if got := text(`#protocol tr[data-case="` + signIn1 + `"]`); !strings.Contains(got, "EHR sign-in from the front desk") || !strings.Contains(got, "Sign-in completes within 10 seconds") {
+		t.Errorf("custom case on the change page = %q", got)
+	}
 	changeURL := strings.TrimSuffix(run(t, b.ctx, chromedp.Location()), "?done=create")
 	if got := text("#target-assets"); got != "EHR server, Front desk PC" && got != "Front desk PC, EHR server" {
 		t.Errorf("targets = %q", got)
@@ -628,10 +636,57 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		t.Errorf("state = %q; want Submitted", got)
 	}
 
-	// The requester cannot approve their own change: refused on screen.
-	do("self-approve", chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("change-error")))
-	if got := text("#change-error"); !strings.Contains(got, "you requested this change, so you cannot approve it") {
-		t.Errorf("self-approval message = %q", got)
+	// The requester is not offered the approval of their own change, and
+	// is told why.
+	if got := text("#own-change"); !strings.HasPrefix(got, "You requested this change; someone else must approve or reject it") {
+		t.Errorf("separation-of-duties line = %q", got)
+	}
+	if n := run(t, b.ctx, chromedp.EvaluateAsDevTools[int](`document.querySelectorAll("#decide-form, #approve").length`)); n != 0 {
+		t.Errorf("the requester is offered the decision form (%d elements)", n)
+	}
+	signOut()
+	approve := func(user, as string) {
+		t.Helper()
+		signIn(user)
+		do("approve as "+as,
+			chromedp.Navigate(changeURL),
+			chromedp.WaitVisible(chromedp.ID("decide-form")),
+			chromedp.SetValue(chromedp.ID("decide-as"), as),
+			chromedp.SendKeys(chromedp.ID("decide-note"), "Test evidence reviewed."),
+			chromedp.Click(chromedp.ID("approve")),
+			chromedp.WaitVisible(chromedp.CSS(`#done[data-done="approve"]`)),
+		)
+		signOut()
+	}
+	approve("sec-officer", "security-officer")
+
+	// The admin edits the change: the form says the approval given goes,
+	// and a second custom case is added in a blank row.
+	signIn("lab-admin")
+	do("open the edit form",
+		chromedp.Navigate(changeURL),
+		chromedp.WaitVisible(chromedp.ID("approvals")),
+		chromedp.Click(chromedp.ID("edit-change")),
+		chromedp.WaitVisible(chromedp.ID("withdraw-warning")),
+	)
+	if got := text("#withdraw-warning"); !strings.HasPrefix(got, "Editing withdraws 1 approval:") {
+		t.Errorf("withdraw warning = %q", got)
+	}
+	if v := run(t, b.ctx, chromedp.Value(chromedp.ID("f-custom-name-1"))); v != "EHR sign-in from the front desk" {
+		t.Errorf("edit form's first custom case = %q", v)
+	}
+	do("save the edit",
+		chromedp.SendKeys(chromedp.ID("f-custom-name-2"), "Label printer prints"),
+		chromedp.SendKeys(chromedp.ID("f-custom-criteria-2"), "A specimen label prints legibly"),
+		chromedp.SendKeys(chromedp.ID("f-why"), "The lab asked for a printer check"),
+		chromedp.Click(chromedp.ID("submit-change")),
+		chromedp.WaitVisible(chromedp.CSS(`#done[data-done="edit"]`)),
+	)
+	if got := text(`#protocol tr[data-case="` + printer + `"]`); !strings.Contains(got, "Label printer prints") {
+		t.Errorf("added custom case on the change page = %q", got)
+	}
+	if n := len(run(t, b.ctx, chromedp.AttributesAll(chromedp.CSSAll(`#approval-table tr[data-expired="true"]`)))); n != 1 {
+		t.Errorf("expired approvals after the edit = %d; want the security officer's", n)
 	}
 
 	// A passing test run with the backup check's evidence attached.
@@ -646,6 +701,8 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("result-boot-time"), "pass"),
 		chromedp.SetValue(chromedp.ID("result-edr-compatibility"), "pass"),
 		chromedp.SetValue(chromedp.ID("result-connectivity"), "pass"),
+		chromedp.SetValue(chromedp.ID("result-"+signIn1), "pass"),
+		chromedp.SetValue(chromedp.ID("result-"+printer), "pass"),
 		chromedp.SendKeys(chromedp.ID("notes-backup-verified"), "Snapshot restore checked"),
 		chromedp.SetUploadFiles(chromedp.ID("file-backup-verified"), []string{evidence}),
 		chromedp.Click(chromedp.ID("record-run")),
@@ -659,18 +716,8 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	}
 	signOut()
 
-	for _, a := range []struct{ user, as string }{{"sec-officer", "security-officer"}, {"ehr-owner", "system-owner"}} {
-		signIn(a.user)
-		do("approve as "+a.as,
-			chromedp.Navigate(changeURL),
-			chromedp.WaitVisible(chromedp.ID("decide-form")),
-			chromedp.SetValue(chromedp.ID("decide-as"), a.as),
-			chromedp.SendKeys(chromedp.ID("decide-note"), "Test evidence reviewed."),
-			chromedp.Click(chromedp.ID("approve")),
-			chromedp.WaitVisible(chromedp.CSS(`#done[data-done="approve"]`)),
-		)
-		signOut()
-	}
+	approve("sec-officer", "security-officer")
+	approve("ehr-owner", "system-owner")
 	signIn("lab-admin")
 	do("open the change", chromedp.Navigate(changeURL), chromedp.WaitVisible(chromedp.ID("approvals")))
 	if got := text(".tags .chg"); got != "Approved" {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/authn"
@@ -36,6 +38,7 @@ type ChangeService interface {
 	// valid ones meet the policy in force.
 	Approvals(ctx context.Context, id string) ([]change.Approval, change.ApprovalStatus, error)
 	Create(ctx context.Context, u change.User, c change.Change) (change.Change, error)
+	Update(ctx context.Context, u change.User, c change.Change, why string) (change.Change, error)
 	Submit(ctx context.Context, u change.User, id string, st change.Step) (change.Change, error)
 	Approve(ctx context.Context, u change.User, id string, d change.Decision) (change.Change, change.ApprovalStatus, error)
 	Reject(ctx context.Context, u change.User, id string, d change.Decision) (change.Change, error)
@@ -129,17 +132,34 @@ func windowsText(ws []change.PlannedWindow, loc *time.Location) string {
 	return strings.Join(parts, ", ")
 }
 
-// ---- the new-change form ----
+// ---- the change form: new and edit ----
 
-// patchRows and taskRows are how many blank rows the form adds for
-// another package update or manual task.
+// blankPatchRows, blankTaskRows and blankCaseRows are how many blank rows
+// the form adds for another package update, manual task or custom test
+// case, so that it works without scripts; blank rows are ignored.
 const (
 	blankPatchRows = 1
 	blankTaskRows  = 1
+	blankCaseRows  = 2
 )
 
+// keepWindows is the window choice that keeps planned windows the form
+// cannot show (explicit start and end times, or several windows), so an
+// edit made here does not drop what the API planned.
+const keepWindows = "=planned"
+
 type changeFormView struct {
-	Fields map[string]formField
+	// Action is where the form posts; Edit is set for an edit, which
+	// carries the Revision it was loaded at and asks why.
+	Action   string
+	Edit     bool
+	Revision int
+	CancelTo string
+	// Withdraws is how many approvals saving the edit withdraws, and
+	// Reopens whether an approved change goes back for approval.
+	Withdraws int
+	Reopens   bool
+	Fields    map[string]formField
 	// Findings are the findings the change remediates, checked;
 	// Advisories their vulnerability IDs, carried along.
 	Findings   []findingChoice
@@ -149,6 +169,7 @@ type changeFormView struct {
 	Patches    []patchRow
 	Tasks      []taskRow
 	Cases      []caseChoice
+	Custom     []customCaseRow
 	SignOffs   []option
 	// Errors lists every problem, with the field it concerns.
 	Errors []string
@@ -178,6 +199,13 @@ type taskRow struct {
 type caseChoice struct {
 	ID, Name, Criteria string
 	Checked, Required  bool
+}
+
+// customCaseRow is one custom test case row; ID is empty until the case
+// is saved, and kept from then on, because test runs refer to it.
+type customCaseRow struct {
+	N                         int
+	ID, Name, Criteria, Error string
 }
 
 // newChange shows the form, prefilled from the findings named in the URL
@@ -309,6 +337,12 @@ func (ui *UI) newChange(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	return nil
 }
 
+// sentence starts s with a capital letter and ends it with a full stop.
+func sentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:] + "."
+}
+
 func cleanValues(in []string) []string {
 	var out []string
 	for _, s := range in {
@@ -372,20 +406,19 @@ func assetFacts(a inventory.Asset) policy.AssetFacts {
 // changeForm lays out the form from vals (as typed, or prefilled) and the
 // problems found with it.
 func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[string]string) (changeFormView, error) {
-	pol, _, err := ui.policyNow(ctx)
+	compiled, err := ui.compiledPolicy(ctx)
 	if err != nil {
 		return changeFormView{}, err
 	}
+	pol := compiled.Policy()
 	_, zones, err := ui.policyFacts(ctx)
 	if err != nil {
 		return changeFormView{}, err
 	}
 	typ := change.Type(vals.Get("type"))
-	v := changeFormView{Fields: map[string]formField{}, Emergency: typ == change.Emergency, TimeZone: zones.org.String(),
-		GoNoGo: pol.Emergency.GoNoGo.Human()}
-	used := map[string]bool{}
+	v := changeFormView{Action: "/changes/new", CancelTo: "/changes", Fields: map[string]formField{}, Emergency: typ == change.Emergency,
+		TimeZone: zones.org.String(), GoNoGo: pol.Emergency.GoNoGo.Human()}
 	field := func(name, key, lbl, kind, hint string, required bool) formField {
-		used[key] = true
 		f := formField{Name: name, Label: lbl, Kind: kind, Value: vals.Get(name), Hint: hint, Error: problems[key], Required: required}
 		v.Fields[name] = f
 		return f
@@ -419,7 +452,6 @@ func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[stri
 	field("rb_triggers", "rollback_plan.triggers", "Rollback triggers", "textarea", "One per line, defined in advance: any of them rolls the change back.", pol.Rollback.RequirePlan)
 	field("rb_steps", "rollback_plan.steps", "Recovery steps", "textarea", "One per line: restore point, snapshot, vendor downgrade…", pol.Rollback.RequirePlan)
 	field("rb_owner", "rollback_plan.owner", "Rollback owner", "text", "", pol.Rollback.RequirePlan)
-	used["rollback_plan"] = true
 
 	v.Advisories = cleanValues(vals["advisory"])
 	names := assetNames{inv: ui.cfg.Inventory}
@@ -450,7 +482,6 @@ func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[stri
 	for _, g := range groups {
 		v.Groups = append(v.Groups, option{Value: g.ID, Label: g.Name, Selected: slices.Contains(vals["group"], g.ID)})
 	}
-	used["targets"], used["targets.groups"] = true, true
 	pk, ec, ver := vals["pkg"], vals["eco"], vals["version"]
 	n := max(len(pk), len(ec), len(ver))
 	for i := range n + blankPatchRows {
@@ -461,7 +492,6 @@ func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[stri
 	for i := range n + blankTaskRows {
 		v.Tasks = append(v.Tasks, taskRow{N: i + 1, Description: at(td, i), Owner: at(to, i), Due: at(tdue, i)})
 	}
-	used["patches"] = true
 	cases := pol.Testing.Cases
 	if v.Emergency {
 		cases = nil
@@ -471,10 +501,22 @@ func (ui *UI) changeForm(ctx context.Context, vals url.Values, problems map[stri
 			}
 		}
 	}
+	for _, id := range vals["case"] {
+		// A policy case the change has that this form would not list
+		// (a full case on an emergency change) stays on offer, checked.
+		if tc, ok := compiled.TestCase(id); ok && !slices.ContainsFunc(cases, func(c policy.TestCase) bool { return c.ID == id }) {
+			cases = append(cases, tc)
+		}
+	}
 	for _, c := range cases {
 		v.Cases = append(v.Cases, caseChoice{ID: c.ID, Name: c.Name, Criteria: c.Criteria, Checked: slices.Contains(vals["case"], c.ID)})
 	}
-	used["test_protocol"] = true
+	cid, cname, ccrit := vals["custom_id"], vals["custom_name"], vals["custom_criteria"]
+	n = max(len(cid), len(cname), len(ccrit))
+	for i := range n + blankCaseRows {
+		v.Custom = append(v.Custom, customCaseRow{N: i + 1, ID: at(cid, i), Name: at(cname, i), Criteria: at(ccrit, i),
+			Error: problems[customKey(i)]})
+	}
 	for _, r := range pol.Roles {
 		v.SignOffs = append(v.SignOffs, option{Value: r.Name, Label: r.Name, Selected: slices.Contains(vals["signoff"], r.Name)})
 	}
@@ -503,7 +545,7 @@ func fieldLabel(k string) string {
 		"rollback_plan": "Rollback plan", "rollback_plan.triggers": "Rollback triggers", "rollback_plan.steps": "Recovery steps",
 		"rollback_plan.owner": "Rollback owner", "sign_offs": "Sign-offs", "communication.notify": "Who is notified",
 		"communication.user_impact": "Expected user impact", "form": "Change", "why": "Why", "note": "Note", "results": "Results",
-		"summary": "Summary", "findings": "Findings", "advisories": "Advisories"}
+		"summary": "Summary", "findings": "Findings", "advisories": "Advisories", "custom_cases": "Custom test case"}
 	l, ok := names[base]
 	if !ok {
 		l = label(base)
@@ -527,9 +569,62 @@ func lines(s string) []string {
 	return out
 }
 
-// changeFromForm builds a change from the form; problems are the ones the
-// form itself can see (a date that is not a date, an unknown asset name).
-func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (change.Change, map[string]string, error) {
+// changeInput is a change as read from the form, with the problems the
+// form itself can see (a date that is not a date, an unknown asset name,
+// a custom test case row half filled in).
+type changeInput struct {
+	C   change.Change
+	Bad map[string]string
+	// policySteps is how many of the protocol's steps come from the
+	// policy's checkboxes; customRows is the form row of each custom step
+	// after them, so the service's word on a step names the row typed.
+	policySteps int
+	customRows  []int
+}
+
+// customKey is the problem key of custom test case row i.
+func customKey(i int) string { return fmt.Sprintf("custom_cases[%d]", i) }
+
+// refused adds the service's refusal to the form's problems and returns
+// the status the form is shown again with; anything the user cannot fix
+// on the form is returned as an error.
+func (in changeInput) refused(err error) (int, error) {
+	switch errs.KindOf(err) {
+	case errs.Invalid:
+		for k, msg := range errs.FieldsOf(err) {
+			in.Bad[in.formKey(k)] = msg
+		}
+		if len(in.Bad) == 0 {
+			in.Bad["form"] = errs.Public(err)
+		}
+		return http.StatusBadRequest, nil
+	case errs.Forbidden, errs.Conflict:
+		in.Bad["form"] = errs.Public(err)
+		return errs.HTTPStatus(err), nil
+	case errs.NotFound:
+		// Something the form named (an asset, a group) does not exist.
+		in.Bad["form"] = errs.Public(err)
+		return http.StatusBadRequest, nil
+	}
+	return 0, err
+}
+
+// formKey turns the service's name for a custom test protocol step into
+// the row of the form it was typed in.
+func (in changeInput) formKey(k string) string {
+	base, rest, ok := strings.Cut(k, "[")
+	if !ok || base != "test_protocol" {
+		return k
+	}
+	j, err := strconv.Atoi(strings.TrimSuffix(rest, "]"))
+	if err != nil || j < in.policySteps || j-in.policySteps >= len(in.customRows) {
+		return k
+	}
+	return customKey(in.customRows[j-in.policySteps])
+}
+
+// changeFromForm builds a change from the form.
+func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (changeInput, error) {
 	bad := map[string]string{}
 	c := change.Change{Title: vals.Get("title"), Description: vals.Get("description"), Type: change.Type(vals.Get("type")),
 		Findings: cleanValues(vals["finding"]), Advisories: cleanValues(vals["advisory"]),
@@ -545,7 +640,7 @@ func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (change.Chang
 		id, err := ui.resolveAsset(ctx, s)
 		if err != nil {
 			if errs.KindOf(err) != errs.NotFound {
-				return c, nil, err
+				return changeInput{}, err
 			}
 			bad["targets.assets"] = fmt.Sprintf("no asset has the ID or name %q", s)
 			continue
@@ -564,7 +659,7 @@ func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (change.Chang
 	}
 	_, zones, err := ui.policyFacts(ctx)
 	if err != nil {
-		return c, nil, err
+		return changeInput{}, err
 	}
 	td, to, tdue := vals["task"], vals["task_owner"], vals["task_due"]
 	for i := range max(len(td), len(to), len(tdue)) {
@@ -589,10 +684,62 @@ func (ui *UI) changeFromForm(ctx context.Context, vals url.Values) (change.Chang
 	for _, id := range cleanValues(vals["case"]) {
 		c.TestProtocol = append(c.TestProtocol, change.TestStep{CaseID: id})
 	}
-	for _, r := range cleanValues(vals["signoff"]) {
-		c.SignOffs = append(c.SignOffs, change.SignOff{Role: r})
+	in := changeInput{C: c, Bad: bad, policySteps: len(c.TestProtocol)}
+	pol, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return changeInput{}, err
 	}
-	return c, bad, nil
+	cid, cname, ccrit := vals["custom_id"], vals["custom_name"], vals["custom_criteria"]
+	taken := func(id string) bool {
+		_, isPolicy := pol.TestCase(id)
+		return isPolicy || slices.Contains(cid, id) || slices.ContainsFunc(in.C.TestProtocol, func(s change.TestStep) bool { return s.CaseID == id })
+	}
+	for i := range max(len(cid), len(cname), len(ccrit)) {
+		s := change.TestStep{CaseID: strings.TrimSpace(at(cid, i)), Name: strings.TrimSpace(at(cname, i)),
+			Criteria: strings.TrimSpace(at(ccrit, i)), Custom: true}
+		switch {
+		case s.Name == "" && s.Criteria == "":
+			continue
+		case s.Name == "":
+			bad[customKey(i)] = "needs a name"
+		case s.Criteria == "":
+			bad[customKey(i)] = "needs a pass/fail criterion"
+		}
+		if s.CaseID == "" {
+			s.CaseID = customCaseID(s.Name, taken)
+		}
+		in.C.TestProtocol = append(in.C.TestProtocol, s)
+		in.customRows = append(in.customRows, i)
+	}
+	for _, r := range cleanValues(vals["signoff"]) {
+		in.C.SignOffs = append(in.C.SignOffs, change.SignOff{Role: r})
+	}
+	return in, nil
+}
+
+// customCaseID makes a new custom test case's ID from its name: test runs
+// name their results by it, so it stays once saved. The "custom-" prefix
+// keeps it clear of the policy's cases, and taken of any other.
+func customCaseID(name string, taken func(string) bool) string {
+	var b strings.Builder
+	b.WriteString("custom-")
+	for _, r := range strings.ToLower(name) {
+		if b.Len() >= 48 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	base := strings.TrimSuffix(b.String(), "-")
+	id := base
+	for n := 2; taken(id); n++ {
+		id = base + "-" + strconv.Itoa(n)
+	}
+	return id
 }
 
 // resolveAsset finds an asset by ID, else by its exact name.
@@ -623,35 +770,192 @@ func (ui *UI) createChange(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return errs.Wrap(errs.Invalid, err, "the form could not be read")
 	}
 	vals := r.PostForm
-	c, bad, err := ui.changeFromForm(ctx, vals)
+	in, err := ui.changeFromForm(ctx, vals)
 	if err != nil {
 		return err
 	}
-	if len(bad) == 0 {
-		out, err := ui.cfg.Changes.Create(ctx, changeUser(r, p), c)
+	status := http.StatusBadRequest
+	if len(in.Bad) == 0 {
+		out, err := ui.cfg.Changes.Create(ctx, changeUser(r, p), in.C)
 		if err == nil {
 			http.Redirect(w, r, changeURL(out.ID)+"?done=create", http.StatusSeeOther)
 			return nil
 		}
-		switch errs.KindOf(err) {
-		case errs.Invalid:
-			for k, msg := range errs.FieldsOf(err) {
-				bad[k] = msg
-			}
-			if len(bad) == 0 {
-				bad["form"] = errs.Public(err)
-			}
-		case errs.Forbidden, errs.Conflict, errs.NotFound:
-			bad["form"] = errs.Public(err)
-		default:
+		if status, err = in.refused(err); err != nil {
 			return err
 		}
 	}
-	v, err := ui.changeForm(ctx, vals, bad)
+	v, err := ui.changeForm(ctx, vals, in.Bad)
 	if err != nil {
 		return err
 	}
-	ui.render(w, r, http.StatusBadRequest, "change_form", "New change", v)
+	ui.render(w, r, status, "change_form", "New change", v)
+	return nil
+}
+
+// changeValues is the form's text for a stored change: what
+// changeFromForm reads back into it.
+func changeValues(c change.Change, pol *policy.Compiled, loc *time.Location) url.Values {
+	vals := url.Values{"title": {c.Title}, "description": {c.Description}, "type": {string(c.Type)},
+		"finding": c.Findings, "advisory": c.Advisories, "asset": c.Targets.Assets, "group": c.Targets.Groups,
+		"notify": {strings.Join(c.Communication.Notify, "\n")}, "impact": {c.Communication.UserImpact},
+		"prechecks": {strings.Join(c.PreChecks, "\n")}, "rb_triggers": {strings.Join(c.RollbackPlan.Triggers, "\n")},
+		"rb_steps": {strings.Join(c.RollbackPlan.Steps, "\n")}, "rb_owner": {c.RollbackPlan.Owner},
+		"revision": {strconv.Itoa(c.Revision)}}
+	if c.Emergency != nil {
+		vals.Set("justification", c.Emergency.Justification)
+	}
+	for _, pt := range c.Patches {
+		if m := pt.Manual; m != nil {
+			due := ""
+			if m.Due != nil {
+				due = m.Due.In(loc).Format(dateLayout)
+			}
+			vals.Add("task", m.Description)
+			vals.Add("task_owner", m.Owner)
+			vals.Add("task_due", due)
+			continue
+		}
+		vals.Add("pkg", pt.Package)
+		vals.Add("eco", pt.Ecosystem)
+		vals.Add("version", pt.TargetVersion)
+	}
+	switch ws := c.PlannedWindows; {
+	case len(ws) == 1 && ws[0].Window != "":
+		vals.Set("window", ws[0].Window)
+	case len(ws) > 0:
+		vals.Set("window", keepWindows)
+	}
+	for _, st := range c.TestProtocol {
+		if _, ok := pol.TestCase(st.CaseID); ok {
+			vals.Add("case", st.CaseID)
+			continue
+		}
+		vals.Add("custom_id", st.CaseID)
+		vals.Add("custom_name", st.Name)
+		vals.Add("custom_criteria", st.Criteria)
+	}
+	for _, so := range c.SignOffs {
+		vals.Add("signoff", so.Role)
+	}
+	return vals
+}
+
+// editChange shows the change form filled in from the stored change.
+func (ui *UI) editChange(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	ctx := r.Context()
+	c, err := ui.cfg.Changes.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if !c.State.Editable() {
+		return errs.E(errs.Conflict, "this change is %s: only draft, submitted or approved changes can be edited", strings.ToLower(label(c.State)))
+	}
+	pol, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	_, zones, err := ui.policyFacts(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := ui.editForm(ctx, c, changeValues(c, pol, zones.org), nil)
+	if err != nil {
+		return err
+	}
+	ui.render(w, r, http.StatusOK, "change_form", "Edit "+c.Title, v)
+	return nil
+}
+
+// editForm is the change form for editing cur: it posts to the edit
+// route with the revision in vals, asks why, says how many approvals
+// saving withdraws, and offers to keep planned windows it cannot show.
+func (ui *UI) editForm(ctx context.Context, cur change.Change, vals url.Values, problems map[string]string) (changeFormView, error) {
+	v, err := ui.changeForm(ctx, vals, problems)
+	if err != nil {
+		return v, err
+	}
+	v.Edit, v.Action, v.CancelTo = true, changeURL(cur.ID)+"/edit", changeURL(cur.ID)
+	v.Revision, _ = strconv.Atoi(vals.Get("revision"))
+	v.Fields["why"] = formField{Name: "why", Label: "What changed and why", Kind: "textarea", Value: vals.Get("why"), Required: true,
+		Hint: "Kept in the change's audit history.", Error: problems["why"]}
+	if ws := cur.PlannedWindows; len(ws) > 1 || (len(ws) == 1 && ws[0].Window == "") {
+		_, zones, err := ui.policyFacts(ctx)
+		if err != nil {
+			return v, err
+		}
+		wf := v.Fields["window"]
+		wf.Options = append([]option{{Value: keepWindows, Label: "As planned: " + windowsText(ws, zones.org),
+			Selected: vals.Get("window") == keepWindows}}, wf.Options...)
+		v.Fields["window"] = wf
+	}
+	pol, err := ui.compiledPolicy(ctx)
+	if err != nil {
+		return v, err
+	}
+	if change.EditWithdrawsApprovals(pol, cur) {
+		approvals, _, err := ui.cfg.Changes.Approvals(ctx, cur.ID)
+		if err != nil {
+			return v, err
+		}
+		for _, a := range approvals {
+			if a.ExpiredAt == nil {
+				v.Withdraws++
+			}
+		}
+		v.Reopens = v.Withdraws > 0 && cur.State == change.Approved
+	}
+	return v, nil
+}
+
+// updateChange saves an edit made on the form at the revision it was
+// loaded at; a change saved meanwhile is not overwritten: the service
+// refuses the stale revision and the form comes back as typed.
+func (ui *UI) updateChange(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return errs.Wrap(errs.Invalid, err, "the form could not be read")
+	}
+	cur, err := ui.cfg.Changes.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	vals := r.PostForm
+	in, err := ui.changeFromForm(ctx, vals)
+	if err != nil {
+		return err
+	}
+	in.C.ID = cur.ID
+	// What the form does not show is kept: a message text written through
+	// the API, and planned windows it cannot express.
+	in.C.Communication.Message = cur.Communication.Message
+	if vals.Get("window") == keepWindows {
+		in.C.PlannedWindows = cur.PlannedWindows
+	}
+	why := strings.TrimSpace(vals.Get("why"))
+	if why == "" {
+		in.Bad["why"] = "required: say what changed and why"
+	}
+	if in.C.Revision, err = formRevision(vals); err != nil {
+		in.Bad["form"] = errs.Public(err)
+	}
+	status := http.StatusBadRequest
+	if len(in.Bad) == 0 {
+		_, err := ui.cfg.Changes.Update(ctx, changeUser(r, p), in.C, why)
+		if err == nil {
+			http.Redirect(w, r, changeURL(cur.ID)+"?done=edit", http.StatusSeeOther)
+			return nil
+		}
+		if status, err = in.refused(err); err != nil {
+			return err
+		}
+	}
+	v, err := ui.editForm(ctx, cur, vals, in.Bad)
+	if err != nil {
+		return err
+	}
+	ui.render(w, r, status, "change_form", "Edit "+cur.Title, v)
 	return nil
 }
 
@@ -674,8 +978,13 @@ type changeView struct {
 	StillNeeded []string
 	CanDecide   bool
 	AsOptions   []option
-	OwnChange   bool
 	DecideHint  string
+	// Separated says why separation of duties keeps this user from
+	// deciding: they requested or edited the change.
+	Separated string
+	// EditURL is the edit form's address, for a user who may edit the
+	// change in a state that can still be edited.
+	EditURL string
 	// Actions are the legal moves the user may make, as forms.
 	Actions []actionForm
 	Runs    []runRow
@@ -802,7 +1111,10 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	now := ui.cfg.Now()
 	at := func(t time.Time) when { return whenAt(t, zones.org, now) }
 	v := changeView{C: c, Windows: windowsText(c.PlannedWindows, zones.org), Created: at(c.CreatedAt), Updated: at(c.UpdatedAt),
-		OwnChange: c.RequestedByID == p.UserID, MaxUpload: fmt.Sprintf("%d MiB", change.MaxEvidence>>20)}
+		MaxUpload: fmt.Sprintf("%d MiB", change.MaxEvidence>>20)}
+	if c.State.Editable() && p.Can(auth.PermChangeWrite) {
+		v.EditURL = changeURL(c.ID) + "/edit"
+	}
 	if c.Emergency != nil {
 		v.GoNoGo, v.Declared = at(c.Emergency.GoNoGoBy), at(c.Emergency.DeclaredAt)
 		if rv := c.Emergency.PostIncidentReview; rv != nil {
@@ -867,7 +1179,15 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	for _, ca := range status.MissingClass {
 		v.StillNeeded = append(v.StillNeeded, fmt.Sprintf("%s (for %s)", ca.Role, ca.Class))
 	}
-	if c.State == change.Submitted && p.Can(auth.PermChangeApprove) {
+	decidable := c.State == change.Submitted && p.Can(auth.PermChangeApprove)
+	if decidable {
+		// Separation of duties is the service's rule: the form is not
+		// offered to whoever it would refuse, and they are told why.
+		if err := change.MayDecide(pol, c, changeUser(r, p)); err != nil {
+			v.Separated, decidable = sentence(errs.Public(err)), false
+		}
+	}
+	if decidable {
 		grants := map[string]string{}
 		for _, r := range pol.Policy().Roles {
 			grants[r.Name] = r.Grants

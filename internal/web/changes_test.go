@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
@@ -319,7 +319,7 @@ func TestChangeFormValidation(t *testing.T) {
 	// An operator may not declare one (policy emergency.authority).
 	vals.Set("justification", "KEV-listed, exploited against peers")
 	w = e.post("/changes/new", auth.RoleOperator, vals)
-	wantStatus(t, w, http.StatusBadRequest)
+	wantStatus(t, w, http.StatusForbidden)
 	if got := text(parse(t, w).Find("#form-errors")); !strings.Contains(got, "only it-manager or security-officer may declare an emergency change") {
 		t.Errorf("authority error = %q", got)
 	}
@@ -387,20 +387,19 @@ func TestChangeLifecycle(t *testing.T) {
 	if got := text(doc.Find("#approval-status")); got != "Still needed: 2 more of it-manager, security-officer, system-owner" {
 		t.Errorf("approval status = %q", got)
 	}
-	// The requester is warned, and refused on screen.
-	if doc.Find("#own-change").Length() != 1 {
-		t.Error("no separation-of-duties hint for the requester")
+	// The requester is not offered the decision, and a forged one is
+	// refused on screen.
+	if doc.Find("#decide-form").Length() != 0 || doc.Find("#own-change").Length() != 1 {
+		t.Error("the requester is offered the decision form, or not told why not")
 	}
-	resp := e.decide(id, auth.RoleAdmin, "approve", "", "")
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("self-approval = %d", resp.StatusCode)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), "you requested this change, so you cannot approve it") {
-		t.Errorf("self-approval message missing:\n%.1500s", body)
+	cur, _ := e.changes.Get(context.Background(), id)
+	w := e.post("/changes/"+id+"/decide", auth.RoleAdmin, url.Values{"decision": {"approve"}, "revision": {strconv.Itoa(cur.Revision)}})
+	wantStatus(t, w, http.StatusForbidden)
+	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "you requested this change; someone else must approve or reject it") {
+		t.Errorf("self-approval message = %q", got)
 	}
 	// A stale form: the cancel form from before the submission.
-	w := e.post("/changes/"+id+"/act", auth.RoleAdmin, url.Values{"action": {"cancel"}, "revision": {staleRev}, "why": {"no longer needed"}})
+	w = e.post("/changes/"+id+"/act", auth.RoleAdmin, url.Values{"action": {"cancel"}, "revision": {staleRev}, "why": {"no longer needed"}})
 	wantStatus(t, w, http.StatusConflict)
 	sdoc := parse(t, w)
 	if got := text(sdoc.Find("#change-error")); !strings.Contains(got, "changed since you loaded it") || !strings.Contains(got, "The page now shows the change as it is.") {
@@ -410,14 +409,14 @@ func TestChangeLifecycle(t *testing.T) {
 		t.Errorf("typed why not given back: %q", got)
 	}
 	// An illegal move: starting a submitted change.
-	cur, _ := e.changes.Get(context.Background(), id)
+	cur, _ = e.changes.Get(context.Background(), id)
 	w = e.post("/changes/"+id+"/act", auth.RoleAdmin, url.Values{"action": {"start"}, "revision": {strconv.Itoa(cur.Revision)}})
 	wantStatus(t, w, http.StatusConflict)
 	if got := text(parse(t, w).Find("#change-error")); !strings.Contains(got, "cannot start a change that is submitted") {
 		t.Errorf("illegal move message = %q", got)
 	}
 	// Rejecting needs a note.
-	resp = e.decide(id, auth.RoleApprover, "reject", "security-officer", "")
+	resp := e.decide(id, auth.RoleApprover, "reject", "security-officer", "")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("reject without note = %d", resp.StatusCode)
 	}
@@ -592,18 +591,10 @@ func TestWorklistAndFindingOfferChange(t *testing.T) {
 // form asks for it, and the service refuses a schedule with none.
 func TestScheduleChoosesWindow(t *testing.T) {
 	e := newChangeEnv(t)
-	vals, _ := e.newForm(auth.RoleAdmin, "finding=f-ssl-pc")
-	vals.Set("window", "")
-	id := e.create(auth.RoleAdmin, vals)
+	id := e.draft("")
 	e.act(id, auth.RoleAdmin, "submit", "")
+	e.approveTwice(id)
 	ctx := context.Background()
-	for _, who := range []struct{ id, as string }{{"u-approver-1", "security-officer"}, {"u-approver-2", "system-owner"}} {
-		cur, _ := e.changes.Get(ctx, id)
-		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: who.id, Name: who.id}, Role: "approver"}
-		if _, _, err := e.changes.Approve(ctx, u, id, change.Decision{As: who.as, Revision: cur.Revision}); err != nil {
-			t.Fatalf("approve as %s: %v", who.as, err)
-		}
-	}
 	doc := e.page(id, auth.RoleOperator)
 	sel := doc.Find("#act-schedule select[name=window]")
 	if sel.Length() != 1 || sel.AttrOr("required", "x") == "x" {
@@ -613,7 +604,7 @@ func TestScheduleChoosesWindow(t *testing.T) {
 		t.Errorf("schedule form offers no servers-weekly window")
 	}
 	// Without a window the service refuses, on the page.
-	vals = formValues(doc.Find("#act-schedule"))
+	vals := formValues(doc.Find("#act-schedule"))
 	vals.Set("window", "")
 	w := e.post("/changes/"+id+"/act", auth.RoleOperator, vals)
 	if w.Code == http.StatusSeeOther {
@@ -647,5 +638,359 @@ func TestChangeFormVendorFixIsManualTask(t *testing.T) {
 	}
 	if doc.Find("#change-form").Length() != 1 {
 		t.Fatal("no change form")
+	}
+}
+
+// editForm opens a change's edit form as role and returns what it would
+// post, with why filled in.
+func (e *changeEnv) editForm(id string, role auth.Role) (url.Values, *goquery.Document) {
+	e.t.Helper()
+	w := e.get("/changes/"+id+"/edit", role)
+	wantStatus(e.t, w, http.StatusOK)
+	doc := parse(e.t, w)
+	vals := formValues(doc.Find("#change-form"))
+	vals.Set("why", "Reviewed with the lab")
+	return vals, doc
+}
+
+// draft is the admin's draft change for the front desk PC's openssl
+// finding, planned in window ("" to decide when scheduling).
+func (e *changeEnv) draft(window string) string {
+	e.t.Helper()
+	vals, _ := e.newForm(auth.RoleAdmin, "finding=f-ssl-pc")
+	vals.Set("window", window)
+	return e.create(auth.RoleAdmin, vals)
+}
+
+// approveTwice gives a submitted change the two approvals the default
+// policy asks of a normal change, by two approvers other than the page
+// users.
+func (e *changeEnv) approveTwice(id string) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, who := range []struct{ id, as string }{{"u-approver-1", "security-officer"}, {"u-approver-2", "system-owner"}} {
+		cur, _ := e.changes.Get(ctx, id)
+		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: who.id, Name: who.id}, Role: "approver"}
+		if _, _, err := e.changes.Approve(ctx, u, id, change.Decision{As: who.as, Revision: cur.Revision}); err != nil {
+			e.t.Fatalf("approve as %s: %v", who.as, err)
+		}
+	}
+}
+
+// TestChangeEdit posts the edit form: it saves with a custom test case,
+// refuses a stale revision, a half-filled custom case row, a case the
+// service refuses and a missing why (each time giving back what was
+// typed and changing nothing), and withdraws the approvals of an approved
+// change after saying so.
+func TestChangeEdit(t *testing.T) {
+	const signInCase = "custom-ehr-sign-in-from-the-front-desk"
+	for _, tc := range []struct {
+		name string
+		// before runs before the form is opened; meanwhile after it is
+		// opened and before it is posted.
+		before, meanwhile func(e *changeEnv, id string)
+		fill              func(vals url.Values)
+		status            int
+		check             func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document)
+	}{
+		{
+			name: "saves with a custom test case",
+			fill: func(vals url.Values) {
+				vals.Set("title", "Update openssl on the front desk PC")
+				vals["custom_name"] = []string{"EHR sign-in from the front desk", ""}
+				vals["custom_criteria"] = []string{"Sign-in completes within 10 seconds", ""}
+			},
+			status: http.StatusSeeOther,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if c.Title != "Update openssl on the front desk PC" || c.Revision != 2 {
+					t.Errorf("stored title %q at revision %d; want the new title at revision 2", c.Title, c.Revision)
+				}
+				want := change.TestStep{CaseID: signInCase, Name: "EHR sign-in from the front desk", Criteria: "Sign-in completes within 10 seconds", Custom: true}
+				if got := c.TestProtocol[len(c.TestProtocol)-1]; !cmp.Equal(got, want) {
+					t.Errorf("last protocol step (-want +got):\n%s", cmp.Diff(want, got))
+				}
+				if n := len(c.TestProtocol); n != 5 {
+					t.Errorf("protocol has %d steps; want the 4 policy cases and the custom one", n)
+				}
+				w := e.get("/changes/"+id+"?done=edit", auth.RoleOperator)
+				wantStatus(t, w, http.StatusOK)
+				doc = parse(t, w)
+				if got := doc.Find(`#done[data-done="edit"]`).Length(); got != 1 {
+					t.Error("no notice that the edit was saved")
+				}
+				row := doc.Find(`#protocol tr[data-case="` + signInCase + `"] td`)
+				if got := text(row.Eq(0)) + " | " + text(row.Eq(1)); got != "EHR sign-in from the front desk custom | Sign-in completes within 10 seconds" {
+					t.Errorf("custom case row on the change page = %q", got)
+				}
+				// The test-run form offers it.
+				if doc.Find("#result-"+signInCase).Length() != 1 {
+					t.Error("the test-run form does not offer the custom case")
+				}
+				// Opened again, the case is a custom row that keeps its ID.
+				vals, _ := e.editForm(id, auth.RoleOperator)
+				if got := vals["custom_id"]; len(got) == 0 || got[0] != signInCase {
+					t.Errorf("custom IDs on the edit form = %q; want %s first", got, signInCase)
+				}
+			},
+		},
+		{
+			name: "refuses a stale revision",
+			meanwhile: func(e *changeEnv, id string) {
+				c, _ := e.changes.Get(context.Background(), id)
+				c.Title = "Saved meanwhile by someone else"
+				if _, err := e.changes.Update(context.Background(), user(auth.RoleAdmin), c, "meanwhile"); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			fill:   func(vals url.Values) { vals.Set("title", "My edit") },
+			status: http.StatusConflict,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if c.Title != "Saved meanwhile by someone else" || c.Revision != 2 {
+					t.Errorf("stored %q at revision %d; want the other edit, untouched", c.Title, c.Revision)
+				}
+				if got := text(doc.Find("#form-errors")); !strings.Contains(got, "changed since you loaded it (revision 1, now 2); reload and try again") {
+					t.Errorf("errors = %q; want the stale revision named", got)
+				}
+				if got := formValues(doc.Find("#change-form")); got.Get("title") != "My edit" || got.Get("revision") != "1" {
+					t.Errorf("form given back with title %q at revision %q; want what was typed at revision 1", got.Get("title"), got.Get("revision"))
+				}
+			},
+		},
+		{
+			name: "refuses a half-filled custom case row",
+			fill: func(vals url.Values) {
+				vals.Set("title", "Typed title")
+				vals["custom_name"] = []string{"EHR sign-in", "Label printer prints"}
+				vals["custom_criteria"] = []string{"Sign-in works", ""}
+			},
+			status: http.StatusBadRequest,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if c.Revision != 1 {
+					t.Errorf("stored revision %d; want the change untouched", c.Revision)
+				}
+				if got := text(doc.Find("#f-custom-2-error")); got != "Custom test case 2: needs a pass/fail criterion" {
+					t.Errorf("row 2 error = %q", got)
+				}
+				if got := text(doc.Find("#form-errors")); !strings.Contains(got, "Custom test case (row 2): needs a pass/fail criterion") {
+					t.Errorf("errors = %q", got)
+				}
+				back := formValues(doc.Find("#change-form"))
+				if diff := cmp.Diff([]string{"EHR sign-in", "Label printer prints", "", ""}, back["custom_name"]); diff != "" {
+					t.Errorf("custom names given back (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff([]string{"Sign-in works", "", "", ""}, back["custom_criteria"]); diff != "" {
+					t.Errorf("custom criteria given back (-want +got):\n%s", diff)
+				}
+				if back.Get("title") != "Typed title" || back.Get("why") != "Reviewed with the lab" {
+					t.Errorf("title %q, why %q given back; want what was typed", back.Get("title"), back.Get("why"))
+				}
+			},
+		},
+		{
+			name: "names the row of a custom case the service refuses",
+			fill: func(vals url.Values) {
+				vals["custom_id"] = []string{"custom-a", "custom-a"}
+				vals["custom_name"] = []string{"First", "Second"}
+				vals["custom_criteria"] = []string{"Works", "Works too"}
+			},
+			status: http.StatusBadRequest,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if got := text(doc.Find("#f-custom-2-error")); !strings.Contains(got, `case "custom-a" is listed twice`) {
+					t.Errorf("row 2 error = %q; want the service's refusal on the row typed", got)
+				}
+				if c.Revision != 1 {
+					t.Errorf("stored revision %d; want the change untouched", c.Revision)
+				}
+			},
+		},
+		{
+			name:   "requires why",
+			fill:   func(vals url.Values) { vals.Set("why", " ") },
+			status: http.StatusBadRequest,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if got := text(doc.Find(`[data-field="why"] .error`)); got != "required: say what changed and why" {
+					t.Errorf("why error = %q", got)
+				}
+				if c.Revision != 1 {
+					t.Errorf("stored revision %d; want the change untouched", c.Revision)
+				}
+			},
+		},
+		{
+			name: "withdraws the approvals of an approved change",
+			before: func(e *changeEnv, id string) {
+				e.act(id, auth.RoleAdmin, "submit", "")
+				e.approveTwice(id)
+			},
+			fill:   func(vals url.Values) { vals.Set("rb_owner", "Lab IT") },
+			status: http.StatusSeeOther,
+			check: func(t *testing.T, e *changeEnv, id string, c change.Change, doc *goquery.Document) {
+				if c.State != change.Submitted || c.RollbackPlan.Owner != "Lab IT" {
+					t.Errorf("after the edit: %s, owner %q; want submitted again with the new owner", c.State, c.RollbackPlan.Owner)
+				}
+				as, st, _ := e.changes.Approvals(context.Background(), id)
+				for _, a := range as {
+					if a.ExpiredAt == nil {
+						t.Errorf("approval by %s still valid after the edit", a.By)
+					}
+				}
+				if st.Complete {
+					t.Error("approval requirement still met after the edit")
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newChangeEnv(t)
+			id := e.draft("servers-weekly")
+			if tc.before != nil {
+				tc.before(e, id)
+			}
+			vals, _ := e.editForm(id, auth.RoleOperator)
+			if tc.meanwhile != nil {
+				tc.meanwhile(e, id)
+			}
+			tc.fill(vals)
+			w := e.post("/changes/"+id+"/edit", auth.RoleOperator, vals)
+			wantStatus(t, w, tc.status)
+			if tc.status == http.StatusSeeOther {
+				if loc := w.Header().Get("Location"); loc != "/changes/"+id+"?done=edit" {
+					t.Errorf("saved edit redirects to %q", loc)
+				}
+			}
+			c, err := e.changes.Get(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc *goquery.Document
+			if tc.status != http.StatusSeeOther {
+				doc = parse(t, w)
+			}
+			tc.check(t, e, id, c, doc)
+		})
+	}
+}
+
+// TestChangeEditOffered: the Edit link shows in the states the service
+// lets a change be edited in, to roles that may write changes; the edit
+// form says how many approvals saving withdraws.
+func TestChangeEditOffered(t *testing.T) {
+	e := newChangeEnv(t)
+	id := e.draft("servers-weekly")
+	edit := "/changes/" + id + "/edit"
+	link := func(role auth.Role) string { return e.page(id, role).Find("#edit-change").AttrOr("href", "") }
+	for _, step := range []struct {
+		state    string
+		advance  func()
+		roles    map[auth.Role]string // the Edit link's address per role
+		editCode int                  // GET of the edit form as the operator
+		warning  string
+	}{
+		{"draft", func() {}, map[auth.Role]string{auth.RoleOperator: edit, auth.RoleApprover: edit, auth.RoleViewer: "", auth.RoleAuditor: ""}, http.StatusOK, ""},
+		{"submitted", func() { e.act(id, auth.RoleAdmin, "submit", "") }, map[auth.Role]string{auth.RoleOperator: edit, auth.RoleViewer: ""}, http.StatusOK, ""},
+		{"approved", func() { e.approveTwice(id) }, map[auth.Role]string{auth.RoleOperator: edit, auth.RoleAdmin: edit}, http.StatusOK,
+			"Editing withdraws 2 approvals: they stay on record, marked expired, and the change needs approving again (it returns from approved to submitted)."},
+		{"scheduled", func() { e.act(id, auth.RoleOperator, "schedule", "") }, map[auth.Role]string{auth.RoleOperator: "", auth.RoleAdmin: ""}, http.StatusConflict, ""},
+	} {
+		step.advance()
+		for role, want := range step.roles {
+			if got := link(role); got != want {
+				t.Errorf("%s change, %s: Edit link = %q; want %q", step.state, role, got, want)
+			}
+		}
+		w := e.get(edit, auth.RoleOperator)
+		if w.Code != step.editCode {
+			t.Errorf("%s change: GET edit = %d; want %d", step.state, w.Code, step.editCode)
+			continue
+		}
+		if w.Code == http.StatusOK {
+			if got := text(parse(t, w).Find("#withdraw-warning")); got != step.warning {
+				t.Errorf("%s change: withdraw warning = %q; want %q", step.state, got, step.warning)
+			}
+		}
+	}
+	if w := e.get(edit, auth.RoleViewer); w.Code != http.StatusForbidden {
+		t.Errorf("viewer GET edit = %d; want 403", w.Code)
+	}
+	if w := e.post(edit, auth.RoleAuditor, url.Values{}); w.Code != http.StatusForbidden {
+		t.Errorf("auditor POST edit = %d; want 403", w.Code)
+	}
+}
+
+// TestChangeEditKeepsWhatFormCannotShow: opening the edit form and saving
+// it unchanged keeps the change's content, including explicit planned
+// times, the API's message text, manual task due dates and custom cases.
+func TestChangeEditKeepsWhatFormCannotShow(t *testing.T) {
+	e := newChangeEnv(t)
+	ctx := context.Background()
+	start := time.Date(2026, 3, 22, 8, 0, 0, 0, time.UTC)
+	end := start.Add(3 * time.Hour)
+	due := time.Date(2026, 4, 15, 5, 0, 0, 0, time.UTC) // midnight in the policy's zone
+	in := change.Change{Title: "Firmware and openssl", Type: change.Normal, Findings: []string{"f-ssl-pc"},
+		Targets:        change.Targets{Assets: []string{e.ids["Front desk PC"]}},
+		Patches:        []change.Patch{{Package: "openssl", Ecosystem: "Debian:12", TargetVersion: "3.0.13-1"}, {Manual: &change.ManualTask{Description: "Re-flash", Owner: "Vendor", Due: &due}}},
+		PlannedWindows: []change.PlannedWindow{{Start: &start, End: &end, TimeZone: "America/Chicago"}},
+		Communication:  change.Communication{Notify: []string{"Help desk"}, UserImpact: "None", Message: "Sent by the API"},
+		PreChecks:      []string{"Snapshot taken"},
+		TestProtocol:   []change.TestStep{{CaseID: "boot-time"}, {CaseID: "custom-printer", Name: "Printer", Criteria: "Prints a label"}},
+		RollbackPlan:   change.RollbackPlan{Triggers: []string{"Boot fails"}, Steps: []string{"Restore"}, Owner: "IT"},
+		SignOffs:       []change.SignOff{{Role: "it-manager"}}}
+	before, err := e.changes.Create(ctx, user(auth.RoleOperator), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, doc := e.editForm(before.ID, auth.RoleOperator)
+	if got := text(doc.Find(`#f-window option[selected]`)); !strings.HasPrefix(got, "As planned: ") {
+		t.Errorf("selected window = %q; want the explicit times kept", got)
+	}
+	w := e.post("/changes/"+before.ID+"/edit", auth.RoleOperator, vals)
+	wantStatus(t, w, http.StatusSeeOther)
+	after, err := e.changes.Get(ctx, before.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := cmpopts.IgnoreFields(change.Change{}, "Revision", "UpdatedAt", "EditedAt", "Risk")
+	if diff := cmp.Diff(before, after, ignore, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("saved unchanged, the change differs (-before +after):\n%s", diff)
+	}
+}
+
+// TestChangeDecisionOffered: separation of duties as the change page
+// applies it, by the service's rule: neither the requester nor an
+// editor is offered the decision form, and both are told why; another
+// approver is offered it; a role without the right to approve sees
+// neither.
+func TestChangeDecisionOffered(t *testing.T) {
+	e := newChangeEnv(t)
+	id := e.draft("servers-weekly")
+	e.act(id, auth.RoleAdmin, "submit", "")
+	const requested = "You requested this change; someone else must approve or reject it (policy approvals.separation_of_duties)."
+	const edited = "You edited this change; someone else must approve or reject it (policy approvals.separation_of_duties)."
+	for _, tc := range []struct {
+		name       string
+		editedBy   auth.Role // edits the change first, if set
+		role       auth.Role
+		wantForm   bool
+		wantReason string
+	}{
+		{"requester", "", auth.RoleAdmin, false, requested},
+		{"other approver", "", auth.RoleApprover, true, ""},
+		{"operator may not approve", "", auth.RoleOperator, false, ""},
+		{"approver who edited it", auth.RoleApprover, auth.RoleApprover, false, edited},
+		{"requester after someone else edited", "", auth.RoleAdmin, false, requested},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.editedBy != "" {
+				vals, _ := e.editForm(id, tc.editedBy)
+				wantStatus(t, e.post("/changes/"+id+"/edit", tc.editedBy, vals), http.StatusSeeOther)
+			}
+			doc := e.page(id, tc.role)
+			if got := doc.Find("#decide-form").Length() == 1; got != tc.wantForm {
+				t.Errorf("decision form offered = %v; want %v", got, tc.wantForm)
+			}
+			if got := text(doc.Find("#own-change")); got != tc.wantReason {
+				t.Errorf("separation-of-duties line = %q; want %q", got, tc.wantReason)
+			}
+		})
 	}
 }

@@ -87,6 +87,8 @@ func (ui *UI) routes() []route {
 			route{"GET /changes/new", auth.PermChangeWrite, ui.newChange},
 			route{"POST /changes/new", auth.PermChangeWrite, ui.createChange},
 			route{"GET /changes/{id}", auth.PermChangeRead, ui.showChange},
+			route{"GET /changes/{id}/edit", auth.PermChangeWrite, ui.editChange},
+			route{"POST /changes/{id}/edit", auth.PermChangeWrite, ui.updateChange},
 			// Each move's own permission (write or operate) is checked in
 			// the handler, against the action the form names.
 			route{"POST /changes/{id}/act", auth.PermChangeWrite, ui.actChange},
