@@ -35,14 +35,18 @@ type CalendarSource interface {
 }
 
 // CalendarView is the calendar over a range: the policy's windows,
-// emergency windows and freezes, and the assets' own windows aggregated,
-// plus the assets whose maintenance window could not be read (they are
-// left out, never silently moved to another window).
+// emergency windows and freezes, the assets' own windows aggregated, and
+// the changes booked or under way in them, plus the assets whose
+// maintenance window could not be read (they are left out, never
+// silently moved to another window).
 type CalendarView struct {
-	Zone          string              `json:"zone"`
-	PolicyVersion int                 `json:"policy_version"`
-	Entries       []deploy.Occurrence `json:"-"`
-	Skipped       []SkippedAsset      `json:"skipped_assets,omitempty"`
+	Zone          string               `json:"zone"`
+	PolicyVersion int                  `json:"policy_version"`
+	Entries       []deploy.Occurrence  `json:"-"`
+	Changes       []deploy.ChangeEntry `json:"-"`
+	// ChangesTruncated: more changes exist than the calendar reads.
+	ChangesTruncated bool           `json:"-"`
+	Skipped          []SkippedAsset `json:"skipped_assets,omitempty"`
 }
 
 // SkippedAsset is an asset left out of the calendar and why.
@@ -67,22 +71,66 @@ type CalendarEntry struct {
 	Assets int `json:"assets"`
 }
 
+// CalendarChange is one change on the calendar as JSON: one of its
+// planned windows, or one slot of a rollout wave (the wave's jobs in one
+// window occurrence at one site zone).
+type CalendarChange struct {
+	// UID names the entry by its change and place in it, the same in
+	// every answer (and the iCalendar feed's event UID).
+	UID      string `json:"uid"`
+	ChangeID string `json:"change_id"`
+	Title    string `json:"title"`
+	// Type is standard, normal or emergency; State the change's state.
+	Type      string `json:"type"`
+	State     string `json:"state"`
+	Emergency bool   `json:"emergency,omitempty"`
+	// Part is "planned" (a planned window, Index its position) or "wave"
+	// (Index the wave, Slot its slot in time order).
+	Part  string `json:"part"`
+	Index int    `json:"index"`
+	Slot  int    `json:"slot,omitempty"`
+	// Window is the policy window a planned window names; Ring and
+	// WaveState describe a wave.
+	Window    string    `json:"window,omitempty"`
+	Ring      string    `json:"ring,omitempty"`
+	WaveState string    `json:"wave_state,omitempty"`
+	Zone      string    `json:"zone"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	// Assets counts a wave slot's assets.
+	Assets int `json:"assets,omitempty"`
+	// Immediate marks an emergency planned to run as soon as it starts.
+	Immediate bool `json:"immediate,omitempty"`
+	// Page is the change's page in the web UI.
+	Page string `json:"page"`
+}
+
 // CalendarResponse is GET /calendar's answer.
 type CalendarResponse struct {
-	From          time.Time       `json:"from"`
-	To            time.Time       `json:"to"`
-	Zone          string          `json:"zone"`
-	PolicyVersion int             `json:"policy_version"`
-	Entries       []CalendarEntry `json:"entries"`
-	Skipped       []SkippedAsset  `json:"skipped_assets,omitempty"`
+	From          time.Time        `json:"from"`
+	To            time.Time        `json:"to"`
+	Zone          string           `json:"zone"`
+	PolicyVersion int              `json:"policy_version"`
+	Entries       []CalendarEntry  `json:"entries"`
+	Changes       []CalendarChange `json:"changes"`
+	// ChangesTruncated says more changes exist than the calendar reads.
+	ChangesTruncated bool           `json:"changes_truncated,omitempty"`
+	Skipped          []SkippedAsset `json:"skipped_assets,omitempty"`
 }
 
 // NewCalendarResponse renders a calendar view over from–to as JSON.
 func NewCalendarResponse(from, to time.Time, v CalendarView) CalendarResponse {
-	out := CalendarResponse{From: from, To: to, Zone: v.Zone, PolicyVersion: v.PolicyVersion, Entries: []CalendarEntry{}, Skipped: v.Skipped}
+	out := CalendarResponse{From: from, To: to, Zone: v.Zone, PolicyVersion: v.PolicyVersion, Entries: []CalendarEntry{},
+		Changes: []CalendarChange{}, ChangesTruncated: v.ChangesTruncated, Skipped: v.Skipped}
 	for _, o := range v.Entries {
 		out.Entries = append(out.Entries, CalendarEntry{Kind: string(o.Kind), Name: o.Name, Description: o.Description,
 			Zone: o.Zone, Start: o.Start, End: o.End, AllDay: o.AllDay, Baseline: o.Baseline, Assets: o.Assets})
+	}
+	for _, c := range v.Changes {
+		out.Changes = append(out.Changes, CalendarChange{UID: c.UID(), ChangeID: c.ChangeID, Title: c.Title, Type: string(c.Type),
+			State: string(c.State), Emergency: c.Emergency(), Part: string(c.Part), Index: c.Index, Slot: c.Slot, Window: c.Window,
+			Ring: c.Ring, WaveState: string(c.WaveState), Zone: c.Zone, Start: c.Start, End: c.End, Assets: c.Assets,
+			Immediate: c.Immediate, Page: "/changes/" + c.ChangeID})
 	}
 	return out
 }
@@ -104,11 +152,18 @@ type FeedTokenCreated struct {
 // only the iCalendar feed reads it.
 const FeedTokenParam = "token"
 
-// PolicyCalendar builds the calendar from the policy in force and the
-// inventory's assets, their maintenance windows and their sites' zones.
+// PolicyCalendar builds the calendar from the policy in force, the
+// inventory's assets (their maintenance windows and their sites' zones)
+// and the changes booked or under way.
 type PolicyCalendar struct {
 	Policies  *policy.Service
 	Inventory *inventory.Service
+	// Changes, when set, puts changes on the calendar: their planned
+	// windows and, with Rollouts, their rollout waves' slots. The API's
+	// calendar routes fill both from the API's own change and rollout
+	// services when they are not set here.
+	Changes  deploy.ChangeLister
+	Rollouts deploy.RolloutFinder
 	// Clock is the time source; time.Now when nil.
 	Clock func() time.Time
 }
@@ -132,57 +187,42 @@ func (c *PolicyCalendar) Calendar(ctx context.Context, from, to time.Time) (Cale
 		return CalendarView{}, err
 	}
 	view := CalendarView{Zone: cal.Zone().String(), PolicyVersion: ver.Version}
-	var assets []deploy.Asset
+	var pa deploy.PlanningAssets
 	if c.Inventory != nil {
-		if assets, view.Skipped, err = c.assets(ctx, cal, from); err != nil {
+		if pa, err = deploy.ReadPlanningAssets(ctx, c.Inventory, cal, 0); err != nil {
 			return CalendarView{}, err
 		}
+		for _, u := range pa.Unreadable {
+			view.Skipped = append(view.Skipped, SkippedAsset{ID: u.ID, Name: u.Name, Problem: errs.Public(u.Err)})
+		}
 	}
-	view.Entries, err = cal.Occurrences(from, to, assets...)
-	return view, err
+	if view.Entries, err = cal.Occurrences(from, to, pa.Assets...); err != nil {
+		return CalendarView{}, err
+	}
+	if c.Changes != nil {
+		cc, err := cal.ChangeEntries(ctx, c.Changes, c.Rollouts, pa.Assets, from, to, c.Now())
+		if err != nil {
+			return CalendarView{}, err
+		}
+		view.Changes, view.ChangesTruncated = cc.Entries, cc.Truncated
+	}
+	return view, nil
 }
 
-// assets reads every asset's window and site zone, leaving out (and
-// naming) those whose window the calendar cannot read.
-func (c *PolicyCalendar) assets(ctx context.Context, cal *deploy.Calendar, from time.Time) ([]deploy.Asset, []SkippedAsset, error) {
-	sites, err := c.Inventory.Sites(ctx)
-	if err != nil {
-		return nil, nil, err
+// withChanges is src reading the API's own change records and rollouts
+// when src is a PolicyCalendar built without them, so the calendar shows
+// changes wherever the API serves them.
+func (a *API) withChanges(src CalendarSource) CalendarSource {
+	pc, ok := src.(*PolicyCalendar)
+	if !ok || pc.Changes != nil || a.Changes == nil {
+		return src
 	}
-	zones := map[string]*time.Location{}
-	for _, s := range sites {
-		if l, err := time.LoadLocation(s.TimeZone); err == nil {
-			zones[s.ID] = l
-		}
+	c := *pc
+	c.Changes = a.Changes
+	if a.Rollouts != nil {
+		c.Rollouts = a.Rollouts
 	}
-	var (
-		out     []deploy.Asset
-		skipped []SkippedAsset
-		// readable caches, per maintenance_window value, whether the
-		// calendar can read it: most assets share a handful of values.
-		readable = map[string]bool{}
-	)
-	for off := 0; ; off += inventory.MaxPage {
-		page, err := c.Inventory.Assets(ctx, inventory.Filter{Limit: inventory.MaxPage, Offset: off})
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range page.Assets {
-			da := deploy.Asset{ID: a.ID, Site: a.SiteID, Location: zones[a.SiteID], Window: a.MaintenanceWindow}
-			if ok, seen := readable[da.Window]; !seen || !ok {
-				err := cal.CheckWindow(da)
-				readable[da.Window] = err == nil
-				if err != nil {
-					skipped = append(skipped, SkippedAsset{ID: a.ID, Name: a.Name, Problem: errs.Public(err)})
-					continue
-				}
-			}
-			out = append(out, da)
-		}
-		if len(page.Assets) < inventory.MaxPage || off+len(page.Assets) >= page.Total {
-			return out, skipped, nil
-		}
-	}
+	return &c
 }
 
 // calendarRoutes serve the maintenance calendar (calendar:read, every
@@ -190,6 +230,7 @@ func (c *PolicyCalendar) assets(ctx context.Context, cal *deploy.Calendar, from 
 // which cannot send an Authorization header — subscribe to the feed. A
 // feed token is accepted as ?token= on the feed and nowhere else.
 func (a *API) calendarRoutes(src CalendarSource) []Route {
+	src = a.withChanges(src)
 	read := auth.PermCalendarRead
 	rng := []Param{
 		{Name: "from", Description: "start: an RFC 3339 time or a date (default now)"},
@@ -197,7 +238,7 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 	}
 	return []Route{
 		{Method: "GET", Path: "/calendar", Tag: "calendar",
-			Summary: "The rolling maintenance calendar: baseline and other policy windows, emergency windows, freezes and the assets' own windows aggregated",
+			Summary: "The rolling maintenance calendar: baseline and other policy windows, emergency windows, freezes, the assets' own windows aggregated, and the changes booked or under way (planned windows, rollout wave slots)",
 			Perm:    read, Query: rng, Resp: CalendarResponse{},
 			Handle: func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 				from, to, err := calendarRange(r, src.Now(), 0)
@@ -212,7 +253,7 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 				return nil
 			}},
 		{Method: "GET", Path: "/calendar.ics", Tag: "calendar",
-			Summary: "The maintenance calendar as an iCalendar feed (RFC 5545) to subscribe to: send a bearer token, or a calendar feed token as ?token= (feed tokens work here only)",
+			Summary: "The maintenance calendar as an iCalendar feed (RFC 5545) to subscribe to, changes included, each change window with a UID that stays the same when it moves: send a bearer token, or a calendar feed token as ?token= (feed tokens work here only)",
 			Perm:    read, RespType: "text/calendar",
 			Query:        append([]Param{{Name: FeedTokenParam, Description: "a calendar feed token (pwc_…), for calendar apps that cannot send headers"}}, rng...),
 			Authenticate: a.feedPrincipal,
@@ -226,7 +267,7 @@ func (a *API) calendarRoutes(src CalendarSource) []Route {
 				if err != nil {
 					return err
 				}
-				body := deploy.ICS(v.Entries, now)
+				body := deploy.Feed{Occurrences: v.Entries, Changes: v.Changes, BaseURL: baseURL(r)}.ICS(now)
 				h := w.Header()
 				h.Set("Content-Type", "text/calendar; charset=utf-8")
 				h.Set("Content-Disposition", `inline; filename="patchward.ics"`)
@@ -321,4 +362,13 @@ func parseCalendarTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, errors.New("give an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)")
+}
+
+// baseURL is the address the request came to, for links in the feed.
+func baseURL(r *http.Request) string {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + r.Host
 }

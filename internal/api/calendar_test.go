@@ -7,11 +7,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	ics "github.com/arran4/golang-ical"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/patchward/patchward/internal/api"
 	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
@@ -145,6 +148,88 @@ func TestCalendarAPI(t *testing.T) {
 		}
 		if rec := e.anon("GET", "/calendar.ics"); rec.Code != http.StatusUnauthorized {
 			t.Errorf("anonymous GET /calendar.ics = %d; want 401", rec.Code)
+		}
+	})
+}
+
+// TestCalendarAPIChanges puts a scheduled change on the calendar, in
+// JSON and in the iCalendar feed, with the same UID in every fetch and a
+// link to its page; a draft stays off.
+func TestCalendarAPIChanges(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newChangeEnv(t, db)
+		berlin, err := time.LoadLocation("Europe/Berlin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 12, 5, 23, 30, 0, 0, berlin)
+		end := start.Add(90 * time.Minute)
+		var c change.Change
+		e.do("olga", "POST", "/changes", e.draftJSON(change.Normal, e.lis.ID), http.StatusCreated, &c)
+		r, _ := e.act("olga", c, "submit", nil, http.StatusOK)
+		r, _ = e.act("bob", r.Change, "approve", nil, http.StatusOK)
+		r, _ = e.act("root", r.Change, "approve", nil, http.StatusOK)
+		r, _ = e.act("olga", r.Change, "schedule", map[string]any{"planned_windows": []map[string]any{
+			{"start": start.Format(time.RFC3339), "end": end.Format(time.RFC3339), "time_zone": "Europe/Berlin"}}}, http.StatusOK)
+		if r.Change.State != change.Scheduled {
+			t.Fatalf("change state = %s; want scheduled", r.Change.State)
+		}
+		c = r.Change
+		var draft change.Change
+		e.do("ann", "POST", "/changes", e.draftJSON(change.Normal, e.lis.ID), http.StatusCreated, &draft)
+
+		const rng = "from=2026-12-01&to=2027-01-01"
+		var cal api.CalendarResponse
+		e.do("vic", "GET", "/calendar?"+rng, nil, http.StatusOK, &cal)
+		uid := "change-" + c.ID + "-window-0@patchward"
+		want := []api.CalendarChange{{UID: uid, ChangeID: c.ID, Title: c.Title, Type: "normal", State: "scheduled", Part: "planned",
+			Zone: "Europe/Berlin", Start: start.UTC(), End: end.UTC(), Page: "/changes/" + c.ID}}
+		for i := range cal.Changes {
+			cal.Changes[i].Start, cal.Changes[i].End = cal.Changes[i].Start.UTC(), cal.Changes[i].End.UTC()
+		}
+		if diff := cmp.Diff(want, cal.Changes); diff != "" {
+			t.Errorf("calendar changes (-want +got):\n%s", diff)
+		}
+		// Outside the range, none.
+		e.do("vic", "GET", "/calendar?from=2027-01-01&to=2027-02-01", nil, http.StatusOK, &cal)
+		if len(cal.Changes) != 0 {
+			t.Errorf("changes in January = %+v; want none", cal.Changes)
+		}
+
+		// The feed: the change's window as an event, the same UID however
+		// often and whenever it is fetched.
+		event := func() *ics.VEvent {
+			t.Helper()
+			rec := e.call("vic", "GET", "/calendar.ics?"+rng, "", nil)
+			var found *ics.VEvent
+			for _, ev := range parseICS(t, "feed with a change", rec.Body.Bytes()).Events() {
+				if strings.HasPrefix(ev.Id(), "change-") {
+					if found != nil || ev.Id() != uid {
+						t.Errorf("change event %s; want only %s", ev.Id(), uid)
+					}
+					found = ev
+				}
+			}
+			if found == nil {
+				t.Fatalf("no change event in the feed")
+			}
+			return found
+		}
+		ev := event()
+		if got, err := ev.GetStartAt(); err != nil || !got.Equal(start) {
+			t.Errorf("change event starts %v (%v); want %v", got, err, start)
+		}
+		for prop, want := range map[ics.ComponentProperty]string{
+			ics.ComponentPropertySummary: "Change: " + c.Title,
+			ics.ComponentPropertyUrl:     "http://example.com/changes/" + c.ID,
+		} {
+			if p := ev.GetProperty(prop); p == nil || p.Value != want {
+				t.Errorf("change event %s = %+v; want %q", prop, p, want)
+			}
+		}
+		e.clock.Advance(time.Hour)
+		if again := event(); again.Id() != ev.Id() {
+			t.Errorf("UID %s, an hour later %s", ev.Id(), again.Id())
 		}
 	})
 }
