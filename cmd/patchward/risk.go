@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -46,6 +47,9 @@ func (g *globals) withRisk(ctx context.Context, fn func(*riskDeps) error) error 
 	d := &riskDeps{db: db, inv: inventory.NewService(db.Inventory(), nil), findings: pwmatch.NewService(db.Findings(), nil)}
 	d.risk = risk.NewService(db.Risk(), policyService(db), pwmatch.ServiceIntel{Svc: d.findings},
 		risk.Options{Targets: risk.Targets{Findings: d.findings, Inventory: d.inv}})
+	d.risk.OnRecompute(func(ctx context.Context, assetID string, _ risk.Summary) {
+		rerate(ctx, changeService(db), assetID, slog.Default())
+	})
 	d.risk.OnChange(func(assetID string) {
 		if assetID == "" {
 			d.estate = true

@@ -143,13 +143,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 		alerts = change.NewProposalAlerts(proposals, db.Changes(), a.audit, opt.Notifier, nil)
 	}
 	a.risk.OnRecompute(func(ctx context.Context, assetID string, sum risk.Summary) {
-		moved, err := a.changes.Rerate(ctx, assetID)
-		if err != nil {
-			log.Error("re-rating changes failed", "err", err)
-		}
-		for _, m := range moved {
-			log.Info("change re-rated", "change", m.ChangeID, "from", m.Before.Tier, "to", m.After.Tier)
-		}
+		rerate(ctx, a.changes, assetID, log)
 		if alerts == nil || sum.Reprioritized == 0 {
 			return
 		}
@@ -188,6 +182,18 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 		API: api.Handler(apiSvc.Routes(), log), Web: ui.Handler(), Agent: agentserver.Handler(a.fleet, log),
 		Registry: reg, Version: version})
 	return a, nil
+}
+
+// rerate carries findings' new tiers to the changes that fix them; a
+// failure is logged, and the next recompute tries again.
+func rerate(ctx context.Context, changes *change.Service, assetID string, log *slog.Logger) {
+	moved, err := changes.Rerate(ctx, assetID)
+	if err != nil {
+		log.Error("re-rating changes failed", "err", err)
+	}
+	for _, m := range moved {
+		log.Info("change re-rated", "change", m.ChangeID, "from", m.Before.Tier, "to", m.After.Tier)
+	}
 }
 
 // notifiers builds the notification channels the flags name: nil when
