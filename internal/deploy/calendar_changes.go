@@ -89,11 +89,11 @@ func (e ChangeEntry) UID() string {
 // Emergency reports whether the entry is an emergency change's.
 func (e ChangeEntry) Emergency() bool { return e.Type == change.Emergency }
 
-// Which changes the calendar shows: those booked or under way, and those
-// that ended (completed, halted, rolled back) if their windows fall in
-// the range. An ended change created more than endedLookback before the
-// range is not looked for; no more than maxCalendarChanges of one state
-// are read.
+// Which changes the calendar shows: those booked or under way (halted
+// ones too), and those that ended (completed, rolled back) within the
+// range. An ended change created more than endedLookback before the range
+// is not looked for; no more than maxCalendarChanges of one state are
+// read.
 var (
 	upcomingStates = []change.State{change.Scheduled, change.InProgress, change.Halted}
 	endedStates    = []change.State{change.Completed, change.RolledBack}
@@ -117,7 +117,8 @@ type ChangeCalendar struct {
 
 // ChangeEntries lists the changes whose planned windows or rollout wave
 // slots overlap [from, to): scheduled, in-progress and halted changes, and
-// completed or rolled-back ones. A planned window naming a policy window
+// completed or rolled-back ones that ended (were last updated) at or after
+// from. A planned window naming a policy window
 // is its first occurrence not over when the rollout started (now for a
 // scheduled change, the last update for one without a rollout), read in
 // the window's zone (the calendar's for a "site" window). Wave slots are
@@ -147,6 +148,9 @@ func (c *Calendar) ChangeEntries(ctx context.Context, changes ChangeLister, roll
 				if ended && ch.CreatedAt.Before(from.Add(-endedLookback)) {
 					old = true // newest first: the rest are older still
 					break
+				}
+				if ended && ch.UpdatedAt.Before(from) {
+					continue // over before the range: its rollout need not be read
 				}
 				es, err := c.changeEntries(ctx, ch, rollouts, zones, now)
 				if err != nil {

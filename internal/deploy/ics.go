@@ -135,7 +135,7 @@ func addChange(cal *ics.Calendar, ce ChangeEntry, now time.Time, baseURL string)
 	case ce.Immediate:
 		b.WriteString("\nPlanned to run as soon as it is started (emergency, immediate).")
 	case ce.Window != "":
-		fmt.Fprintf(&b, "\nPlanned window %d: the next %s window.", ce.Index+1, ce.Window)
+		fmt.Fprintf(&b, "\nPlanned window %d: the policy window %s.", ce.Index+1, ce.Window)
 	default:
 		fmt.Fprintf(&b, "\nPlanned window %d.", ce.Index+1)
 	}
