@@ -429,11 +429,14 @@ func TestRecurrence(t *testing.T) {
 			text: "Sun 02:00–04:00 Europe/Berlin, every week: 9 occurrences in range; 03:00–04:00 on Sun 29 Mar (a clock change)",
 		},
 		{
-			name:  "daily across fall back, the repeated hour inside the window",
-			asset: deploy.Asset{ID: "a", Window: "daily-0100-0200", Location: zone("America/Chicago")},
+			// On 1 November the repeated hour straddles the start: the
+			// calendar opens the window twice that night (01:30 CDT to the
+			// change, and again from 01:30 CST), which is one occurrence.
+			name:  "daily across fall back, split by the repeated hour",
+			asset: deploy.Asset{ID: "a", Window: "daily-0130-0300", Location: zone("America/Chicago")},
 			from:  wall(t, "America/Chicago", "2026-10-15 00:00"), to: wall(t, "America/Chicago", "2026-11-15 00:00"),
-			key: "daily-0100-0200 America/Chicago", count: 31,
-			text: "01:00–02:00 America/Chicago, every day: 31 occurrences in range",
+			key: "daily-0130-0300 America/Chicago", count: 31,
+			text: "01:30–03:00 America/Chicago, every day: 31 occurrences in range",
 		},
 		{
 			name:  "weekdays",
