@@ -285,13 +285,13 @@ func (v *calendarView) layout(occ []deploy.Occurrence, changes []deploy.ChangeEn
 	// days without changes join the run before them when the same
 	// freezes hold.
 	anchor := map[string]string{}
-	var run *dayDetail
+	run := -1 // the index of the freeze run being extended
 	for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
 		key := d.Format(dateLayout)
 		fz, cs := frozen[key], onDay[key]
 		switch {
 		case len(cs) > 0:
-			run = nil
+			run = -1
 			dd := dayDetail{ID: "day-" + key, ISO: key, Freezes: fz, first: d, last: d}
 			emergency := false
 			for _, c := range cs {
@@ -306,17 +306,17 @@ func (v *calendarView) layout(occ []deploy.Occurrence, changes []deploy.ChangeEn
 			v.Days = append(v.Days, dd)
 			anchor[key] = dd.ID
 		case len(fz) > 0:
-			if run != nil && sameFreezes(run.Freezes, fz) {
-				run.last = d
-				run.Frozen += routine[key]
-				anchor[key] = run.ID
+			if run >= 0 && sameFreezes(v.Days[run].Freezes, fz) {
+				v.Days[run].last = d
+				v.Days[run].Frozen += routine[key]
+				anchor[key] = v.Days[run].ID
 				continue
 			}
 			v.Days = append(v.Days, dayDetail{ID: "day-" + key, ISO: key, Freezes: fz, Frozen: routine[key], first: d, last: d})
-			run = &v.Days[len(v.Days)-1]
-			anchor[key] = run.ID
+			run = len(v.Days) - 1
+			anchor[key] = v.Days[run].ID
 		default:
-			run = nil
+			run = -1
 		}
 	}
 	for i := range v.Days {
