@@ -962,16 +962,19 @@ func (ui *UI) updateChange(w http.ResponseWriter, r *http.Request, p auth.Princi
 // ---- the change page ----
 
 type changeView struct {
-	C        change.Change
-	Findings []findingChoice
-	Assets   []targetRef
-	Groups   []targetRef
-	Windows  string
-	Created  when
-	Updated  when
-	GoNoGo   when
-	Declared when
-	Timeline []transitionRow
+	C change.Change
+	// ManualDue is each patch's manual-task due date as a day in the site
+	// zone (where the form read it), "" for package patches.
+	ManualDue []string
+	Findings  []findingChoice
+	Assets    []targetRef
+	Groups    []targetRef
+	Windows   string
+	Created   when
+	Updated   when
+	GoNoGo    when
+	Declared  when
+	Timeline  []transitionRow
 	// Approval status and the decision form.
 	Approvals   []approvalRow
 	Status      change.ApprovalStatus
@@ -1112,6 +1115,13 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	at := func(t time.Time) when { return whenAt(t, zones.org, now) }
 	v := changeView{C: c, Windows: windowsText(c.PlannedWindows, zones.org), Created: at(c.CreatedAt), Updated: at(c.UpdatedAt),
 		MaxUpload: fmt.Sprintf("%d MiB", change.MaxEvidence>>20)}
+	for _, pt := range c.Patches {
+		due := ""
+		if pt.Manual != nil && pt.Manual.Due != nil {
+			due = pt.Manual.Due.In(zones.org).Format(dateLayout)
+		}
+		v.ManualDue = append(v.ManualDue, due)
+	}
 	if c.State.Editable() && p.Can(auth.PermChangeWrite) {
 		v.EditURL = changeURL(c.ID) + "/edit"
 	}

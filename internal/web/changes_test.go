@@ -994,3 +994,27 @@ func TestChangeDecisionOffered(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeManualDueInSiteZone: a manual task due "2026-04-15" in a site
+// east of UTC is stored as that day's midnight there and shown as the
+// same day, not the UTC day before.
+func TestChangeManualDueInSiteZone(t *testing.T) {
+	var policies *policy.Service
+	e := newChangeEnvWith(t, func(db *store.DB, cfg *Config) { policies = cfg.Policy.(*policy.Service) })
+	src := strings.Replace(string(policy.DefaultSource()), "time_zone: America/Chicago", "time_zone: Pacific/Auckland", 1)
+	if _, err := policies.Apply(context.Background(), audit.Actor{Kind: audit.ActorUser, Name: "admin"}, []byte(src), "test"); err != nil {
+		t.Fatal(err)
+	}
+	vals, _ := e.newForm(auth.RoleAdmin, "finding=f-ssl-chem")
+	vals.Set("task", "Vendor re-validates the analyzer")
+	vals.Set("task_owner", "Roche field engineer")
+	vals.Set("task_due", "2026-04-15")
+	id := e.create(auth.RoleAdmin, vals)
+	doc := e.page(id, auth.RoleViewer)
+	if got := text(doc.Find(`#patches tr[data-kind="manual"] td`).Eq(2)); got != "2026-04-15" {
+		t.Errorf("manual task due shows %q; want 2026-04-15", got)
+	}
+	if v, _ := e.editForm(id, auth.RoleAdmin); v.Get("task_due") != "2026-04-15" {
+		t.Errorf("edit form task_due = %q; want 2026-04-15", v.Get("task_due"))
+	}
+}
