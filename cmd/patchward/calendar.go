@@ -25,10 +25,11 @@ func newCalendarCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "calendar [--from DATE] [--to DATE] [--ics [--out FILE]]",
-		Short: "The rolling maintenance calendar: windows, emergency windows, freezes and assets' own windows",
+		Short: "The rolling maintenance calendar: windows, emergency windows, freezes, assets' own windows and changes",
 		Long: `Print the maintenance calendar from the policy in force and the inventory:
-policy windows (the baseline marked), emergency windows, freezes and the
-assets' own weekly windows aggregated. --from defaults to now and --to to six
+policy windows (the baseline marked), emergency windows, freezes, the
+assets' own weekly windows aggregated, and the changes booked or under way
+(their planned windows and rollout waves). --from defaults to now and --to to six
 months later; at most twelve months. --ics writes the iCalendar feed (RFC 5545)
 that the server publishes at /api/v1/calendar.ics, to --out or standard output.`,
 		Example: `  patchward calendar --from 2026-12-01 --to 2027-03-01
@@ -49,29 +50,32 @@ that the server publishes at /api/v1/calendar.ics, to --out or standard output.`
 				return err
 			}
 			defer db.Close()
-			src := &api.PolicyCalendar{Policies: policyService(db), Inventory: inventory.NewService(db.Inventory(), nil)}
+			changes := changeService(db)
+			src := &api.PolicyCalendar{Policies: policyService(db), Inventory: inventory.NewService(db.Inventory(), nil),
+				Changes: changes, Rollouts: rollouts(db, changes)}
 			v, err := src.Calendar(ctx, start, end)
 			if err != nil {
 				return err
 			}
+			feed := deploy.Feed{Occurrences: v.Entries, Changes: v.Changes}
 			w := cmd.OutOrStdout()
 			for _, s := range v.Skipped {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: asset %s (%s) left out: %s\n", s.Name, s.ID, s.Problem)
 			}
 			switch {
 			case asICS && out != "" && out != "-":
-				if err := writeFileAtomic(out, bytes.NewReader(deploy.ICS(v.Entries, now))); err != nil {
+				if err := writeFileAtomic(out, bytes.NewReader(feed.ICS(now))); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d events from %s to %s\n", out, len(v.Entries), start.Format(time.DateOnly), end.Format(time.DateOnly))
+				_, err = fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d events from %s to %s\n", out, len(v.Entries)+len(v.Changes), start.Format(time.DateOnly), end.Format(time.DateOnly))
 				return err
 			case asICS:
-				_, err = w.Write(deploy.ICS(v.Entries, now))
+				_, err = w.Write(feed.ICS(now))
 				return err
 			case asJSON:
 				return printJSON(w, api.NewCalendarResponse(start, end, v))
 			}
-			if len(v.Entries) == 0 {
+			if len(v.Entries) == 0 && len(v.Changes) == 0 {
 				_, err = fmt.Fprintln(w, "Nothing on the calendar in this range.")
 				return err
 			}
@@ -95,6 +99,24 @@ that the server publishes at /api/v1/calendar.ics, to --out or standard output.`
 					kind += " (baseline)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", o.Start.In(loc).Format(layout), end.Format(layout), o.Zone, kind, o.Name, o.Assets)
+			}
+			if err := tw.Flush(); err != nil || len(v.Changes) == 0 {
+				return err
+			}
+			fmt.Fprintln(w, "\nCHANGES")
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "START\tEND\tZONE\tCHANGE\tTYPE\tSTATE\tWHAT\tTITLE")
+			for _, c := range v.Changes {
+				loc, err := time.LoadLocation(c.Zone)
+				if err != nil {
+					loc = time.UTC
+				}
+				what := "planned"
+				if c.Ring != "" {
+					what = fmt.Sprintf("wave %s, %d assets", c.Ring, c.Assets)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Start.In(loc).Format("2006-01-02 15:04"), c.End.In(loc).Format("2006-01-02 15:04"),
+					c.Zone, c.ChangeID, c.Type, c.State, what, c.Title)
 			}
 			return tw.Flush()
 		},

@@ -137,6 +137,13 @@ func TestChangeCLI(t *testing.T) {
 			_, err = runCLI(t, dsn, key, "change", "schedule", id, "--as", "ann")
 			wantCLIErr(t, "schedule by an approver", err, errs.Forbidden, "change:operate")
 			mustCLI(t, dsn, key, "change", "schedule", id, "--as", "olga", "--window", "servers-weekly")
+			// The booked change is on the calendar, in the table and the feed.
+			if table := mustCLI(t, dsn, key, "calendar"); !strings.Contains(table, "CHANGES") || !strings.Contains(table, id) {
+				t.Errorf("calendar after scheduling lacks the change %s:\n%s", id, table)
+			}
+			if feed := mustCLI(t, dsn, key, "calendar", "--ics"); !strings.Contains(feed, "UID:change-"+id+"-window-0@patchward") {
+				t.Errorf("calendar feed lacks the change's event:\n%s", feed)
+			}
 
 			// Evidence in and out, byte for byte; a run cites it.
 			qc := []byte("EDR console: healthy, nothing quarantined\n")

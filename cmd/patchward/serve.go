@@ -169,7 +169,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	kick.r = a.rollouts
 	apiSvc := &api.API{Inventory: a.inventory, Accounts: a.accounts, Audit: a.audit, Findings: a.findings,
 		Advisories: db.Feeds(), Evaluator: a.findings, Fleet: a.fleet, Policies: a.policies, Risk: a.risk,
-		Changes: a.changes, Rollouts: a.rollouts, Proposals: proposals, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory}, Log: log, Version: version}
+		Changes: a.changes, Rollouts: a.rollouts, Proposals: proposals, Calendar: &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory, Changes: a.changes, Rollouts: a.rollouts}, Log: log, Version: version}
 	ui, err := web.New(web.Config{Accounts: a.accounts, Inventory: a.inventory, Audit: auditEntries{a.audit}, Importer: csvImporter{a.inventory},
 		Findings: a.findings, Advisories: db.Feeds(), Risk: a.risk, Exceptions: a.risk, Policy: a.policies, Changes: deployingChanges{a.changes, a.rollouts}, FeedTokens: a.accounts,
 		Rollouts: a.rollouts, Jobs: a.fleet, Proposals: proposals,
