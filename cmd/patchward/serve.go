@@ -344,7 +344,6 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 	return nil
 }
 
-
 // auditEntries adapts the audit service to the UI's listing interface.
 type auditEntries struct{ svc *audit.Service }
 
@@ -455,4 +454,3 @@ func (r rematch) InventoryChanged(ctx context.Context, assetID string) {
 		r.log.ErrorContext(ctx, "re-matching an agent's new inventory failed", "asset", assetID, "err", err)
 	}
 }
-
