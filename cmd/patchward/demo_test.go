@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchward/patchward/internal/api"
 	"github.com/patchward/patchward/internal/audit"
+	"github.com/patchward/patchward/internal/change"
+	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/risk"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
@@ -120,6 +123,45 @@ func TestDemoSeedPrioritises(t *testing.T) {
 	}
 	if pumps == 0 {
 		t.Errorf("no infusion pump findings on the worklist")
+	}
+
+	// The KEV catalog arrived after the first scoring: Log4Shell is an
+	// emergency proposal because of it.
+	props, err := change.NewProposals(db.Proposals(), a.policies).EmergencyProposals(ctx, start.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proposed []string
+	for _, p := range props {
+		proposed = append(proposed, p.VulnID)
+	}
+	if !slices.Contains(proposed, "CVE-2021-44228") {
+		t.Errorf("emergency proposals = %v; want Log4Shell, listed in KEV after the first scoring", proposed)
+	}
+
+	// One change is booked: approved by two, tested, scheduled, on the
+	// calendar.
+	booked, err := a.changes.List(ctx, change.Filter{State: change.Scheduled})
+	if err != nil || len(booked) != 1 {
+		t.Fatalf("scheduled changes = %d, %v; want the demo's one", len(booked), err)
+	}
+	c := booked[0]
+	if _, st, err := a.changes.Approvals(ctx, c.ID); err != nil || !st.Complete || len(st.Approvers) != 2 {
+		t.Errorf("demo change approvals = %+v, %v; want two, complete", st, err)
+	}
+	if runs, err := a.changes.TestRuns(ctx, c.ID); err != nil || len(runs) != 1 {
+		t.Errorf("demo change test runs = %d, %v; want 1", len(runs), err)
+	}
+	if len(c.Findings) == 0 || c.Risk.Tier == "" || len(c.Patches) == 0 {
+		t.Errorf("demo change = %+v; want findings, a risk rating and patches", c)
+	}
+	cal := &api.PolicyCalendar{Policies: a.policies, Inventory: a.inventory, Changes: a.changes, Rollouts: a.rollouts}
+	v, err := cal.Calendar(ctx, time.Now(), time.Now().AddDate(0, 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(v.Changes, func(e deploy.ChangeEntry) bool { return e.ChangeID == c.ID }) {
+		t.Errorf("the demo change is not on the next month's calendar: %+v", v.Changes)
 	}
 
 	// Everything seeded is in the audit trail, and the trail verifies.
