@@ -28,12 +28,16 @@ type Agent struct {
 	// fleet restarted together does not arrive together.
 	Jitter func() float64
 
-	mu       sync.Mutex
-	ident    Identity
-	queued   map[string]bool // jobs handed to the worker and not yet done
-	window   *Schedule
-	cfgWin   *Schedule
-	checkins int
+	mu     sync.Mutex
+	ident  Identity
+	queued map[string]bool // jobs handed to the worker and not yet done
+	// executing is set while the worker runs a job (packages are
+	// changing); execs counts the times it was set or cleared.
+	executing bool
+	execs     uint64
+	window    *Schedule
+	cfgWin    *Schedule
+	checkins  int
 }
 
 // Backoff bounds for a server that cannot be reached or refuses us.
@@ -109,7 +113,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		jobCtx := context.WithoutCancel(ctx)
 		for job := range work {
-			if _, err := a.Executor.Execute(jobCtx, job); err != nil && !errors.Is(err, ErrNotYet) {
+			a.setExecuting(true)
+			_, err := a.Executor.Execute(jobCtx, job)
+			a.setExecuting(false)
+			if err != nil && !errors.Is(err, ErrNotYet) {
 				a.log().Error("job could not be recorded", "job", job.ID, "err", err)
 			}
 			done <- job.ID
@@ -210,6 +217,20 @@ func (a *Agent) CheckIns() int {
 	return a.checkins
 }
 
+func (a *Agent) setExecuting(v bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.executing = v
+	a.execs++
+}
+
+// jobState says whether a job runs and how often one started or ended.
+func (a *Agent) jobState() (bool, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.executing, a.execs
+}
+
 func (a *Agent) running() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -225,6 +246,7 @@ func (a *Agent) running() []string {
 // checkIn sends the heartbeat, with the full inventory only when its hash
 // differs from the one the server acknowledged.
 func (a *Agent) checkIn(ctx context.Context) (agentapi.CheckInResponse, error) {
+	execBefore, execsBefore := a.jobState()
 	inv, err := a.Collector.Collect(ctx)
 	if err != nil {
 		a.log().Warn("inventory collection failed; sending a heartbeat only", "err", err)
@@ -232,18 +254,31 @@ func (a *Agent) checkIn(ctx context.Context) (agentapi.CheckInResponse, error) {
 	for _, w := range inv.Warnings {
 		a.log().Debug("inventory", "warning", w)
 	}
+	execAfter, execsAfter := a.jobState()
+	midJob := execBefore || execAfter || execsBefore != execsAfter
 	a.mu.Lock()
 	acked := a.ident.AckedInventoryHash
 	a.mu.Unlock()
 	req := agentapi.CheckInRequest{Facts: inv.Facts, InventoryHash: inv.Hash, Pending: inv.Pending, Running: a.running()}
-	if err != nil || inv.Hash == "" {
-		// Nothing trustworthy to report: claim the acknowledged hash so the
-		// server keeps what it has rather than storing an empty list.
-		req.InventoryHash, req.Pending = acked, nil
+	claimAcked := func() {
+		req.InventoryHash = acked
 		if acked == "" {
 			req.InventoryHash = agentapi.InventoryHash(nil)
 		}
-	} else if inv.Hash != acked {
+	}
+	switch {
+	case err != nil || inv.Hash == "":
+		// Nothing trustworthy to report: claim the acknowledged hash so the
+		// server keeps what it has rather than storing an empty list.
+		claimAcked()
+		req.Pending = nil
+	case midJob:
+		// A list read while apt or dpkg is halfway through a job shows
+		// packages unpacked, half-configured or briefly gone; the server
+		// would close or open findings on a state that lasts seconds. The
+		// inventory follows at the first check-in after the job.
+		claimAcked()
+	case inv.Hash != acked:
 		req.Inventory = inv.Packages
 		if req.Inventory == nil {
 			req.Inventory = []agentapi.Package{}
