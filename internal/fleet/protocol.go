@@ -444,11 +444,24 @@ func (s *Service) ReportResult(ctx context.Context, ag Agent, addr string, res a
 		if j.DeliveredAt == nil {
 			j.DeliveredAt = &now
 		}
+		actor := agentActor(ag, addr)
+		if j.StartedAt == nil && len(res.Steps) > 0 {
+			// A job that ran between two check-ins was never reported
+			// running: its start is the agent's first step, kept between
+			// delivery and now so a wrong agent clock cannot move it
+			// outside what the server saw.
+			started := clampTime(res.Steps[0].Started, *j.DeliveredAt, now)
+			j.StartedAt = &started
+			if err := tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "job.start", ObjectType: "job", ObjectID: j.ID,
+				Before: map[string]any{"state": before}, After: map[string]any{"state": JobRunning, "started_at": started},
+				Reason: "ran between check-ins; start taken from the agent's first step"}); err != nil {
+				return err
+			}
+		}
 		if err := tx.UpdateJob(ctx, &j); err != nil {
 			return err
 		}
 		done = j
-		actor := agentActor(ag, addr)
 		failed := 0
 		for _, st := range res.Steps {
 			if !st.OK {
@@ -475,6 +488,17 @@ func (s *Service) ReportResult(ctx context.Context, ag Agent, addr string, res a
 		s.opt.JobListener.JobFinished(ctx, done)
 	}
 	return duplicate, nil
+}
+
+// clampTime is t kept within [lo, hi].
+func clampTime(t, lo, hi time.Time) time.Time {
+	if t.Before(lo) {
+		return lo
+	}
+	if t.After(hi) {
+		return hi
+	}
+	return t
 }
 
 // markPatched records on the asset when a patch job last succeeded.
