@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -161,46 +160,14 @@ func (s *rolloutServer) enrollAgent(t *testing.T, ctx context.Context, repo *age
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
 	opts, _ := json.Marshal(repo.Options)
-	cfg := strings.Join([]string{
-		"state_dir: " + state,
+	id, _ := runAgent(t, ctx, s.url, token, []string{
 		"checkin_interval: 1s",
 		"min_free_mib: 1",
 		"health: {commands: {clinic-app: [\"true\"], broken-app: [\"false\"]}, always: [" + always + "]}",
 		"apt: {options: " + string(opts) + "}",
-	}, "\n") + "\n"
-	cfgPath := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := agentCmd(ctx, "-config", cfgPath, "enroll", "--server", s.url, "--token", token).CombinedOutput(); err != nil {
-		t.Fatalf("enroll: %v\n%s", err, out)
-	}
-	var ident struct {
-		AgentID string `json:"agent_id"`
-	}
-	b, err := os.ReadFile(filepath.Join(state, "identity.json"))
-	if err != nil || json.Unmarshal(b, &ident) != nil || ident.AgentID == "" {
-		t.Fatalf("identity after enroll: %s, %v", b, err)
-	}
-	cmd := agentCmd(ctx, "-config", cfgPath, "run")
-	logs := &syncBuf{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", logs.String())
-		} else if strings.Contains(logs.String(), "level=ERROR") {
-			t.Errorf("agent logged errors:\n%s", logs.String())
-		}
 	})
-	return s.waitAgent(t, ctx, ident.AgentID, "its first inventory", func(a fleet.AgentDetail) bool { return a.InventoryAt != nil })
+	return s.waitAgent(t, ctx, id, "its first inventory", func(a fleet.AgentDetail) bool { return a.InventoryAt != nil })
 }
 
 // waitAgent polls the agent's record until cond holds.
