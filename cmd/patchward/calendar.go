@@ -82,10 +82,7 @@ that the server publishes at /api/v1/calendar.ics, to --out or standard output.`
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "START\tEND\tZONE\tKIND\tNAME\tASSETS")
 			for _, o := range v.Entries {
-				loc, err := time.LoadLocation(o.Zone)
-				if err != nil {
-					loc = time.UTC
-				}
+				loc := zoneOrUTC(o.Zone)
 				layout := "2006-01-02 15:04"
 				if o.AllDay {
 					layout = time.DateOnly
@@ -107,10 +104,7 @@ that the server publishes at /api/v1/calendar.ics, to --out or standard output.`
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "START\tEND\tZONE\tCHANGE\tTYPE\tSTATE\tWHAT\tTITLE")
 			for _, c := range v.Changes {
-				loc, err := time.LoadLocation(c.Zone)
-				if err != nil {
-					loc = time.UTC
-				}
+				loc := zoneOrUTC(c.Zone)
 				what := "planned"
 				if c.Ring != "" {
 					what = fmt.Sprintf("wave %s, %d assets", c.Ring, c.Assets)
@@ -155,4 +149,13 @@ func calendarRange(now time.Time, from, to string) (time.Time, time.Time, error)
 		return time.Time{}, time.Time{}, errs.E(errs.Invalid, "the calendar spans at most %d months", calendarMaxMonths)
 	}
 	return start, end, nil
+}
+
+// zoneOrUTC is the named zone, or UTC for a name this machine cannot load
+// (the row still names the zone it meant).
+func zoneOrUTC(name string) *time.Location {
+	if l, err := time.LoadLocation(name); err == nil {
+		return l
+	}
+	return time.UTC
 }
