@@ -214,8 +214,13 @@ func TestRolloutHalt(t *testing.T) {
 			log, _ := w.store.DeploymentLog(w.ctx, "c1", "p1")
 			for _, e := range log {
 				events = append(events, e.Event)
+				// p1's job ran between two ticks: its start is still logged,
+				// at the time the job started.
+				if e.Event == EventJobStarted && (e.JobID == "" || !e.At.Equal(*w.jobsOf("p1", agentapi.JobInstall)[0].StartedAt)) {
+					t.Errorf("job_started entry %+v; want the job and its start time", e)
+				}
 			}
-			want := []string{EventPlanned, EventJobQueued, EventSucceeded, EventRollback, EventRolledBack}
+			want := []string{EventPlanned, EventJobQueued, EventJobStarted, EventSucceeded, EventRollback, EventRolledBack}
 			if diff := cmp.Diff(want, events); diff != "" {
 				t.Errorf("p1's deployment log (-want +got):\n%s", diff)
 			}

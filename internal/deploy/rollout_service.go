@@ -751,7 +751,15 @@ func (r *run) syncJob(ctx context.Context, it Item) error {
 	var (
 		e   LogEntry
 		rec *audit.Record
+		// started is the job_started entry of a job that ran between two
+		// looks, so the log still says when the work began.
+		started []LogEntry
 	)
+	if it.State != ItemRunning && d.StartedAt != nil && d.State.Finished() {
+		st := r.s.entry(r.ro, it, agentName(d), EventJobStarted, "", "")
+		st.At, st.JobID = *d.StartedAt, d.ID
+		started = append(started, st)
+	}
 	switch d.State {
 	case fleet.JobQueued, fleet.JobDelivered:
 		return nil
@@ -786,7 +794,7 @@ func (r *run) syncJob(ctx context.Context, it Item) error {
 		e.Steps = logSteps(d)
 	}
 	e.JobID = d.ID
-	return r.saveItem(ctx, it, rec, e)
+	return r.saveItem(ctx, it, rec, append(started, e)...)
 }
 
 func installedText(d fleet.JobDetail) string {
