@@ -82,15 +82,15 @@ func TestChangeEntries(t *testing.T) {
 		{ID: "c-rolling", Title: "Chrome", Type: change.Normal, State: change.InProgress, CreatedAt: created,
 			PlannedWindows: []change.PlannedWindow{{Window: "servers-weekly"}}},
 		{ID: "c-done", Title: "Last month's baseline", Type: change.Normal, State: change.Completed, CreatedAt: local(t, chi, "2026-02-01 09:00"),
-			UpdatedAt: local(t, chi, "2026-03-03 05:00"),
+			UpdatedAt:      local(t, chi, "2026-03-03 05:00"),
 			PlannedWindows: []change.PlannedWindow{{Start: ptr(local(t, chi, "2026-03-02 22:00")), End: ptr(local(t, chi, "2026-03-03 02:00")), TimeZone: chi}}},
 		{ID: "c-long-ago", Title: "Ended before the range", Type: change.Normal, State: change.Completed, CreatedAt: local(t, chi, "2026-01-01 09:00"),
-			UpdatedAt: local(t, chi, "2026-01-11 05:00"),
+			UpdatedAt:      local(t, chi, "2026-01-11 05:00"),
 			PlannedWindows: []change.PlannedWindow{{Start: ptr(local(t, chi, "2026-01-10 22:00")), End: ptr(local(t, chi, "2026-01-11 02:00")), TimeZone: chi}}},
 		// Rolled back before the range although its planned window (never
 		// used) lies in it: not shown, and its rollout not read.
 		{ID: "c-rolled-back", Title: "Backed out", Type: change.Normal, State: change.RolledBack, CreatedAt: local(t, chi, "2026-02-01 09:00"),
-			UpdatedAt: local(t, chi, "2026-02-20 05:00"),
+			UpdatedAt:      local(t, chi, "2026-02-20 05:00"),
 			PlannedWindows: []change.PlannedWindow{{Start: ptr(local(t, chi, "2026-03-10 22:00")), End: ptr(local(t, chi, "2026-03-11 02:00")), TimeZone: chi}}},
 		{ID: "c-draft", Title: "Not booked", Type: change.Normal, State: change.Draft, CreatedAt: created,
 			PlannedWindows: []change.PlannedWindow{{Window: "monthly-baseline"}}},
