@@ -1,9 +1,19 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/patchward/patchward/internal/notify"
+	"github.com/patchward/patchward/internal/store/storetest"
 )
 
 // TestNotifiers: the serve flags name the channels; a bad one stops
@@ -47,5 +57,60 @@ func TestNotifiers(t *testing.T) {
 				t.Errorf("%d channels; want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeNotifiesWebhook runs `serve --demo --notify-webhook` against a
+// real HTTP receiver on loopback: the demo's own story reaches it — its
+// change awaiting approval, and the KEV listings that arrived after the
+// first scoring as emergency proposals — signed with the configured
+// secret.
+func TestServeNotifiesWebhook(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		got  []notify.WebhookMessage
+		sigs []bool
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m notify.WebhookMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, m)
+		sigs = append(sigs, r.Header.Get(notify.SignatureHeader) == notify.Sign([]byte("hook-secret"), body))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	t.Setenv("PATCHWARD_NOTIFY_WEBHOOK_SECRET", "hook-secret")
+	dsn := storetest.DSN(t, "sqlite")
+	startServerArgs(t, dsn, filepath.Join(t.TempDir(), "audit.key"), "--notify-webhook", hook.URL+"/hooks/clinic")
+
+	want := []string{"Change awaits approval: Apply Debian DSA-5970-1", "Emergency proposal: CVE-2021-44228"}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		var subjects []string
+		signed := true
+		for i, m := range got {
+			subjects = append(subjects, m.Subject)
+			signed = signed && sigs[i]
+		}
+		mu.Unlock()
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool {
+			return slices.ContainsFunc(subjects, func(s string) bool { return strings.Contains(s, w) })
+		})
+		if len(missing) == 0 {
+			if !signed {
+				t.Errorf("a notice was not signed with the configured secret")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook got %q; still missing %q", subjects, missing)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -139,6 +139,17 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	var alerts *change.ProposalAlerts
 	if opt.Notifier != nil {
 		alerts = change.NewProposalAlerts(proposals, db.Changes(), a.audit, opt.Notifier, nil)
+		notices := change.NewNotices(a.changes, opt.Notifier)
+		a.changes.OnMove(func(ctx context.Context, c change.Change, from change.State) {
+			// Off the request: a slow relay must not hold up an approval.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				if err := notices.Moved(ctx, c, from); err != nil {
+					log.Error("could not send a change notice", "change", c.ID, "state", c.State, "err", err)
+				}
+			}()
+		})
 	}
 	a.risk.OnRecompute(func(ctx context.Context, assetID string, sum risk.Summary) {
 		rerate(ctx, a.changes, assetID, log)

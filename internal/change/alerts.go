@@ -95,13 +95,9 @@ func (a *ProposalAlerts) Check(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pol, _, err := a.proposals.policies.Current(ctx)
+	loc, err := policyZone(ctx, a.proposals.policies)
 	if err != nil {
 		return 0, err
-	}
-	loc := time.UTC
-	if l, err := time.LoadLocation(pol.Policy().Organization.TimeZone); err == nil {
-		loc = l
 	}
 	// Oldest first, so the newest alert in the trail is the watermark even
 	// when a send fails halfway.

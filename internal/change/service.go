@@ -61,6 +61,8 @@ type Service struct {
 	risk     RiskRecords
 	now      func() time.Time
 	newID    func() string
+	// onMove hear of every state a change moves into, after the commit.
+	onMove []func(ctx context.Context, c Change, from State)
 }
 
 // NewService returns a Service. risk may be nil (no ratings); now is the
@@ -71,6 +73,20 @@ func NewService(store Store, policies Policies, risk RiskRecords, now func() tim
 	}
 	return &Service{store: store, policies: policies, risk: risk, now: now,
 		newID: func() string { return uuid.Must(uuid.NewV7()).String() }}
+}
+
+// OnMove registers fn to hear of every move of a change to another state
+// (whoever made it: a person, the policy, the rollout engine), after it is
+// committed: notices to the people who must act next hang here. fn runs
+// on the mover's goroutine and should not block. Register before use.
+func (s *Service) OnMove(fn func(ctx context.Context, c Change, from State)) {
+	s.onMove = append(s.onMove, fn)
+}
+
+func (s *Service) moved(ctx context.Context, c Change, from State) {
+	for _, fn := range s.onMove {
+		fn(ctx, c, from)
+	}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -316,12 +332,16 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 		return Change{}, err
 	}
 	now := s.clock()
-	var out Change
+	var (
+		out  Change
+		from State
+	)
 	err = s.store.Transact(ctx, func(tx Tx) error {
 		cur, err := tx.Lock(ctx, c.ID)
 		if err != nil {
 			return err
 		}
+		from = cur.State
 		if err := checkRevision(cur, c.Revision); err != nil {
 			return err
 		}
@@ -389,6 +409,9 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 	if err != nil {
 		return Change{}, fmt.Errorf("update change %s: %w", c.ID, err)
 	}
+	if out.State != from {
+		s.moved(ctx, out, from)
+	}
 	return out, nil
 }
 
@@ -398,12 +421,16 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 func (s *Service) transition(ctx context.Context, u User, id string, act Action, st Step,
 	guard func(tx Tx, cur Change) error, mutate func(next *Change)) (Change, error) {
 	now := s.clock()
-	var out Change
+	var (
+		out  Change
+		from State
+	)
 	err := s.store.Transact(ctx, func(tx Tx) error {
 		cur, err := tx.Lock(ctx, id)
 		if err != nil {
 			return err
 		}
+		from = cur.State
 		if err := checkRevision(cur, st.Revision); err != nil {
 			return err
 		}
@@ -436,6 +463,7 @@ func (s *Service) transition(ctx context.Context, u User, id string, act Action,
 	if err != nil {
 		return Change{}, fmt.Errorf("%s change %s: %w", verb(act), id, err)
 	}
+	s.moved(ctx, out, from)
 	return out, nil
 }
 
@@ -572,6 +600,7 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 	now := s.clock()
 	var (
 		out    Change
+		from   State
 		status ApprovalStatus
 	)
 	err = s.store.Transact(ctx, func(tx Tx) error {
@@ -579,6 +608,7 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 		if err != nil {
 			return err
 		}
+		from = cur.State
 		if err := checkRevision(cur, d.Revision); err != nil {
 			return err
 		}
@@ -647,6 +677,9 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 	})
 	if err != nil {
 		return Change{}, ApprovalStatus{}, fmt.Errorf("%s change %s: %w", decision, id, err)
+	}
+	if out.State != from {
+		s.moved(ctx, out, from)
 	}
 	return out, status, nil
 }
