@@ -32,7 +32,7 @@ import (
 // rings: a pilot group (gate: 3 successes, 80 %, 1 h soak, halt above
 // 25 % failures, 2 jobs at once per site), a ring no simulated host
 // joins (its wave is skipped) and everything else.
-func rolloutPolicy(t *testing.T, pilotGroup string) []byte {
+func rolloutPolicy(t testing.TB, pilotGroup string) []byte {
 	t.Helper()
 	src, err := os.ReadFile("../policy/default.yaml")
 	if err != nil {
@@ -90,7 +90,7 @@ type rolloutWorld struct {
 	log      *slog.Logger
 }
 
-func newRolloutWorld(t *testing.T, db *store.DB) *rolloutWorld {
+func newRolloutWorld(t testing.TB, db *store.DB) *rolloutWorld {
 	t.Helper()
 	ctx := context.Background()
 	clk := &changeClock{t: time.Date(2026, 3, 5, 1, 0, 0, 0, time.UTC)}
@@ -161,7 +161,7 @@ func (w *rolloutWorld) sim(t *testing.T, ctx context.Context, wg *sync.WaitGroup
 
 // scheduledChange drives a normal change on both groups to scheduled, the
 // way people would: created, tested, approved by two, scheduled.
-func (w *rolloutWorld) scheduledChange(t *testing.T) change.Change {
+func (w *rolloutWorld) scheduledChange(t testing.TB) change.Change {
 	t.Helper()
 	ctx := context.Background()
 	pol, _, err := w.policies.Current(ctx)
@@ -177,7 +177,9 @@ func (w *rolloutWorld) scheduledChange(t *testing.T) change.Change {
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	c = must(t, "Submit")(w.changes.Submit(ctx, tech, c.ID, change.Step{Why: "ready"}))
+	if c, err = w.changes.Submit(ctx, tech, c.ID, change.Step{Why: "ready"}); err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
 	if c, _, err = w.changes.Approve(ctx, itMgr, c.ID, change.Decision{Revision: c.Revision}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,10 @@ func (w *rolloutWorld) scheduledChange(t *testing.T) change.Change {
 	if _, err := w.changes.RecordTestRun(ctx, tech, c.ID, run); err != nil {
 		t.Fatal(err)
 	}
-	return must(t, "Schedule")(w.changes.Schedule(ctx, tech, c.ID, nil, change.Step{Why: "clinic window"}))
+	if c, err = w.changes.Schedule(ctx, tech, c.ID, nil, change.Step{Why: "clinic window"}); err != nil {
+		t.Fatalf("Schedule: %v", err)
+	}
+	return c
 }
 
 // until ticks the engine, moving the clock 30 s a round, until cond holds
