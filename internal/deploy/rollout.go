@@ -352,7 +352,10 @@ type Changes interface {
 // Fleet is what the engine needs of the agents' job queue (fleet.Service).
 type Fleet interface {
 	CreateJob(ctx context.Context, actor audit.Actor, spec fleet.JobSpec) (fleet.Job, error)
-	Jobs(ctx context.Context, f fleet.JobFilter) (fleet.JobPage, error)
+	// CreateJobs queues several jobs at once, all or none; a refused one
+	// is named by a *fleet.JobError.
+	CreateJobs(ctx context.Context, actor audit.Actor, specs []fleet.JobSpec) ([]fleet.Job, error)
+	JobStatuses(ctx context.Context, changeID string) ([]fleet.JobStatus, error)
 	Job(ctx context.Context, id string) (fleet.JobDetail, error)
 	CancelJob(ctx context.Context, actor audit.Actor, id, reason string) (fleet.Job, error)
 }

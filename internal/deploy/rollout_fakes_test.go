@@ -423,42 +423,57 @@ func (a fleetAs) record(op string) {
 	a.f.mu.Unlock()
 }
 
-func (a fleetAs) CreateJob(_ context.Context, actor audit.Actor, spec fleet.JobSpec) (fleet.Job, error) {
+func (a fleetAs) CreateJob(ctx context.Context, actor audit.Actor, spec fleet.JobSpec) (fleet.Job, error) {
+	jobs, err := a.CreateJobs(ctx, actor, []fleet.JobSpec{spec})
+	if err != nil {
+		return fleet.Job{}, err
+	}
+	return jobs[0], nil
+}
+
+// CreateJobs creates all the jobs or none, like the fleet's one
+// transaction; onCreate runs once after the call, as a slow call would end.
+func (a fleetAs) CreateJobs(_ context.Context, actor audit.Actor, specs []fleet.JobSpec) ([]fleet.Job, error) {
 	a.record("create")
 	f := a.f
 	now := f.now()
-	if spec.NotBefore == nil || spec.Deadline == nil {
-		return fleet.Job{}, errs.E(errs.Invalid, "the engine must bound every job")
-	}
-	if !spec.Deadline.After(now) || !spec.Deadline.After(*spec.NotBefore) {
-		return fleet.Job{}, errs.E(errs.Invalid, "deadline %s is past or before not_before", spec.Deadline)
+	for _, spec := range specs {
+		if spec.NotBefore == nil || spec.Deadline == nil {
+			return nil, errs.E(errs.Invalid, "the engine must bound every job")
+		}
+		if !spec.Deadline.After(now) || !spec.Deadline.After(*spec.NotBefore) {
+			return nil, errs.E(errs.Invalid, "deadline %s is past or before not_before", spec.Deadline)
+		}
 	}
 	f.mu.Lock()
-	j := fleet.Job{ID: fmt.Sprintf("job-%d", len(f.jobs)+1), AgentID: spec.AgentID, AssetID: f.assetOf[spec.AgentID],
-		ChangeID: spec.ChangeID, Kind: spec.Kind, Emergency: spec.Emergency, Packages: slices.Clone(spec.Packages),
-		PreChecks: spec.PreChecks, NotBefore: spec.NotBefore.UTC().Truncate(time.Microsecond),
-		Deadline: spec.Deadline.UTC().Truncate(time.Microsecond), State: fleet.JobQueued, CreatedBy: actor.ID, CreatedAt: now, UpdatedAt: now}
-	f.jobs = append(f.jobs, &fleet.JobDetail{Job: j})
+	var out []fleet.Job
+	for _, spec := range specs {
+		j := fleet.Job{ID: fmt.Sprintf("job-%d", len(f.jobs)+1), AgentID: spec.AgentID, AssetID: f.assetOf[spec.AgentID],
+			ChangeID: spec.ChangeID, Kind: spec.Kind, Emergency: spec.Emergency, Packages: slices.Clone(spec.Packages),
+			PreChecks: spec.PreChecks, NotBefore: spec.NotBefore.UTC().Truncate(time.Microsecond),
+			Deadline: spec.Deadline.UTC().Truncate(time.Microsecond), State: fleet.JobQueued, CreatedBy: actor.ID, CreatedAt: now, UpdatedAt: now}
+		f.jobs = append(f.jobs, &fleet.JobDetail{Job: j})
+		out = append(out, j)
+	}
 	hook := f.onCreate
 	f.mu.Unlock()
 	if hook != nil {
-		hook(j)
+		hook(out[len(out)-1])
 	}
-	return j, nil
+	return out, nil
 }
 
-func (a fleetAs) Jobs(_ context.Context, flt fleet.JobFilter) (fleet.JobPage, error) {
+func (a fleetAs) JobStatuses(_ context.Context, changeID string) ([]fleet.JobStatus, error) {
 	a.record("list")
 	a.f.mu.Lock()
 	defer a.f.mu.Unlock()
-	var out []fleet.Job
-	for i := len(a.f.jobs) - 1; i >= 0; i-- {
-		j := a.f.jobs[i].Job
-		if (flt.ChangeID == "" || j.ChangeID == flt.ChangeID) && (flt.AssetID == "" || j.AssetID == flt.AssetID) {
-			out = append(out, j)
+	var out []fleet.JobStatus
+	for _, d := range a.f.jobs {
+		if j := d.Job; j.ChangeID == changeID {
+			out = append(out, fleet.JobStatus{ID: j.ID, AgentID: j.AgentID, AssetID: j.AssetID, Kind: j.Kind, State: j.State, NotBefore: j.NotBefore})
 		}
 	}
-	return fleet.JobPage{Jobs: out, Total: len(out), Limit: flt.Limit}, nil
+	return out, nil
 }
 
 func (a fleetAs) Job(_ context.Context, id string) (fleet.JobDetail, error) {

@@ -439,8 +439,8 @@ func TestRolloutLease(t *testing.T) {
 	t.Run("a long step renews its lease", func(t *testing.T) {
 		w, b, _ := setup(t)
 		var bErr error
-		// Every job takes 70 s to create (the lease is 3 min); the other
-		// replica ticks meanwhile.
+		// Every call that creates jobs takes 70 s (the lease is 3 min);
+		// the other replica ticks meanwhile.
 		w.fleet.onCreate = func(fleet.Job) {
 			w.clk.add(70 * time.Second)
 			bErr = errors.Join(bErr, b.Tick(w.ctx))

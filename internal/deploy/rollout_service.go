@@ -345,13 +345,18 @@ func pkgList(pkgs []agentapi.JobPackage) string {
 }
 
 // calendarAsset is the calendar's view of an asset.
-func calendarAsset(a AssetInfo) Asset {
+func calendarAsset(a AssetInfo, zones map[string]*time.Location) Asset {
 	ca := Asset{ID: a.ID, Site: a.SiteID, Window: a.Window}
-	if a.TimeZone != "" {
-		if l, err := time.LoadLocation(a.TimeZone); err == nil {
-			ca.Location = l
-		}
+	if a.TimeZone == "" {
+		return ca
 	}
+	// Loading a zone reads the zoneinfo file: once per zone, not per asset.
+	l, ok := zones[a.TimeZone]
+	if !ok {
+		l, _ = time.LoadLocation(a.TimeZone)
+		zones[a.TimeZone] = l
+	}
+	ca.Location = l
 	return ca
 }
 
@@ -364,6 +369,7 @@ func (s *Rollouts) planWave(cal *Calendar, ring policy.Ring, w *Wave, info map[s
 		assets []Asset
 		idx    []int
 		seen   = map[string]int{}
+		zones  = map[string]*time.Location{}
 	)
 	for i, it := range w.Items {
 		if onlyPending && it.State != ItemPending {
@@ -376,7 +382,7 @@ func (s *Rollouts) planWave(cal *Calendar, ring policy.Ring, w *Wave, info map[s
 			continue
 		}
 		seen[it.AssetID] = len(assets)
-		assets = append(assets, calendarAsset(info[it.AssetID]))
+		assets = append(assets, calendarAsset(info[it.AssetID], zones))
 		idx = append(idx, i)
 	}
 	if len(assets) == 0 {
@@ -616,12 +622,24 @@ func (s *Rollouts) entry(ro Rollout, it Item, actor, event, deviation, detail st
 // saveItem writes one item with its log entries (and an audit record,
 // when given) in one transaction.
 func (r *run) saveItem(ctx context.Context, it Item, rec *audit.Record, logs ...LogEntry) error {
+	return r.save(ctx, []Item{it}, rec, logs)
+}
+
+// saveItems writes several items with their log entries in one
+// transaction.
+func (r *run) saveItems(ctx context.Context, items []Item, logs []LogEntry) error {
+	return r.save(ctx, items, nil, logs)
+}
+
+func (r *run) save(ctx context.Context, items []Item, rec *audit.Record, logs []LogEntry) error {
 	if err := r.hold(ctx); err != nil {
 		return err
 	}
 	err := r.s.store.TransactRollout(ctx, func(tx RolloutTx) error {
-		if err := tx.UpdateItem(ctx, it); err != nil {
-			return err
+		for _, it := range items {
+			if err := tx.UpdateItem(ctx, it); err != nil {
+				return err
+			}
 		}
 		for _, e := range logs {
 			if err := tx.AddLog(ctx, e); err != nil {
@@ -636,8 +654,9 @@ func (r *run) saveItem(ctx context.Context, it Item, rec *audit.Record, logs ...
 	if err != nil {
 		return err
 	}
-	w := &r.ro.Waves[it.Wave]
-	w.Items[it.Seq] = it
+	for _, it := range items {
+		r.ro.Waves[it.Wave].Items[it.Seq] = it
+	}
 	return nil
 }
 
@@ -710,20 +729,48 @@ func agentName(d fleet.JobDetail) string { return "agent " + d.AgentID }
 // on the items, with a deployment log entry per change, and checks
 // succeeded items for convergence.
 func (r *run) sync(ctx context.Context) error {
+	// jobs is every job of the change from one listing, read when the first
+	// job is out: a job whose state is what the item already knows needs
+	// no closer look, so a quiet tick costs a listing, not two reads a job.
+	var jobs map[string]fleet.JobStatus
+	moved := func(id string, running bool) (bool, error) {
+		if jobs == nil {
+			var err error
+			if jobs, err = r.jobsOf(ctx); err != nil {
+				return false, err
+			}
+		}
+		j, ok := jobs[id]
+		if !ok {
+			return true, nil // not listed: read it
+		}
+		if running {
+			return j.State != fleet.JobRunning, nil
+		}
+		return j.State != fleet.JobQueued && j.State != fleet.JobDelivered, nil
+	}
 	for wi := range r.ro.Waves {
 		for ii := range r.ro.Waves[wi].Items {
 			it := r.ro.Waves[wi].Items[ii]
 			if it.JobID != "" && (it.State == ItemQueued || it.State == ItemRunning) {
-				if err := r.syncJob(ctx, it); err != nil {
+				if m, err := moved(it.JobID, it.State == ItemRunning); err != nil {
 					return err
+				} else if m {
+					if err := r.syncJob(ctx, it); err != nil {
+						return err
+					}
+					it = r.ro.Waves[wi].Items[ii]
 				}
-				it = r.ro.Waves[wi].Items[ii]
 			}
 			if it.RollbackJobID != "" && (it.RollbackState == RollbackQueued || it.RollbackState == RollbackRunning) {
-				if err := r.syncRollback(ctx, it); err != nil {
+				if m, err := moved(it.RollbackJobID, it.RollbackState == RollbackRunning); err != nil {
 					return err
+				} else if m {
+					if err := r.syncRollback(ctx, it); err != nil {
+						return err
+					}
+					it = r.ro.Waves[wi].Items[ii]
 				}
-				it = r.ro.Waves[wi].Items[ii]
 			}
 			if it.ConvergedAt == nil && it.RollbackState == RollbackNone && (it.State == ItemSucceeded || it.State == ItemDone) {
 				c, err := r.s.verify(ctx, it)
@@ -741,6 +788,20 @@ func (r *run) sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// jobsOf is where every job of the rollout's change stands, by job ID,
+// from one read.
+func (r *run) jobsOf(ctx context.Context) (map[string]fleet.JobStatus, error) {
+	list, err := r.s.fleet.JobStatuses(ctx, r.ro.ChangeID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]fleet.JobStatus, len(list))
+	for _, j := range list {
+		out[j.ID] = j
+	}
+	return out, nil
 }
 
 func (r *run) syncJob(ctx context.Context, it Item) error {
@@ -993,8 +1054,10 @@ func (r *run) block(ctx context.Context, wi int, reason string) error {
 
 func (r *run) assetInfo(ctx context.Context, items []Item) (map[string]AssetInfo, error) {
 	var ids []string
+	seen := map[string]bool{}
 	for _, it := range items {
-		if !slices.Contains(ids, it.AssetID) {
+		if !seen[it.AssetID] {
+			seen[it.AssetID] = true
 			ids = append(ids, it.AssetID)
 		}
 	}
@@ -1048,6 +1111,13 @@ func (r *run) issue(ctx context.Context, wi int, ring policy.Ring) error {
 			return r.block(ctx, wi, fmt.Sprintf("ring %s cannot be planned: %v", ring.Name, err))
 		}
 	}
+	// live is the change's live install jobs by asset, read once for the
+	// wave when the first job is to be queued; batch the items whose jobs
+	// are queued together.
+	var (
+		live  map[string][]fleet.JobStatus
+		batch []Item
+	)
 	for i := range w.Items {
 		it := w.Items[i]
 		switch {
@@ -1066,52 +1136,96 @@ func (r *run) issue(ctx context.Context, wi int, ring policy.Ring) error {
 				return err
 			}
 		case it.Kind == ItemAgent && it.State == ItemPending && ok[it.ID]:
-			if err := r.queueJob(ctx, it); err != nil {
-				return err
+			if live == nil {
+				jobs, err := r.jobsOf(ctx)
+				if err != nil {
+					return err
+				}
+				live = map[string][]fleet.JobStatus{}
+				for _, j := range jobs {
+					if j.Kind == agentapi.JobInstall && !j.State.Finished() && j.State != fleet.JobCancelled {
+						live[j.AssetID] = append(live[j.AssetID], j)
+					}
+				}
+			}
+			batch = append(batch, it)
+			if len(batch) == jobBatch {
+				if err := r.queueJobs(ctx, batch, live); err != nil {
+					return err
+				}
+				batch = batch[:0]
 			}
 		}
+	}
+	if len(batch) > 0 {
+		return r.queueJobs(ctx, batch, live)
 	}
 	return nil
 }
 
-// queueJob creates (or adopts) the item's install job. A job of this
-// change for the asset that is still live and starts when the item was
-// planned to is adopted rather than duplicated: it is what a replica that
-// stopped between creating the job and recording it left behind.
-func (r *run) queueJob(ctx context.Context, it Item) error {
-	page, err := r.s.fleet.Jobs(ctx, fleet.JobFilter{ChangeID: r.ro.ChangeID, AssetID: it.AssetID, Limit: 50})
-	if err != nil {
-		return err
-	}
-	var job fleet.Job
-	for _, j := range page.Jobs {
-		if j.Kind == agentapi.JobInstall && j.AgentID == it.AgentID && !j.State.Finished() && j.State != fleet.JobCancelled &&
-			it.PlannedStart != nil && j.NotBefore.Equal(it.PlannedStart.Truncate(time.Microsecond)) {
-			job = j
+// jobBatch is how many jobs one transaction queues: a wave of thousands
+// goes out in a few dozen commits, each short enough not to hold the
+// SQLite writer, with the lease checked between them.
+const jobBatch = 250
+
+// queueJobs creates (or adopts) the items' install jobs and records them
+// on the items. A job of this change for the asset that is still live
+// (live: by asset) and starts when the item was planned to is adopted
+// rather than duplicated: it is what a replica that stopped between
+// creating the job and recording it left behind.
+func (r *run) queueJobs(ctx context.Context, items []Item, live map[string][]fleet.JobStatus) error {
+	jobs := make([]fleet.Job, len(items))
+	var (
+		specs []fleet.JobSpec
+		need  []int
+	)
+	for i, it := range items {
+		for _, j := range live[it.AssetID] {
+			if j.AgentID == it.AgentID && it.PlannedStart != nil && j.NotBefore.Equal(it.PlannedStart.Truncate(time.Microsecond)) {
+				d, err := r.s.fleet.Job(ctx, j.ID)
+				if err != nil {
+					return err
+				}
+				jobs[i] = d.Job
+			}
 		}
-	}
-	if job.ID == "" {
-		if err := r.hold(ctx); err != nil {
-			return err
+		if jobs[i].ID != "" {
+			continue
 		}
 		nb := *it.PlannedStart
 		deadline := nb.Add(fleet.DefaultJobDeadline)
 		if it.SlotEnd != nil {
 			deadline = *it.SlotEnd
 		}
-		job, err = r.s.fleet.CreateJob(ctx, Engine.Actor, fleet.JobSpec{AgentID: it.AgentID, ChangeID: r.ro.ChangeID,
+		specs = append(specs, fleet.JobSpec{AgentID: it.AgentID, ChangeID: r.ro.ChangeID,
 			Kind: agentapi.JobInstall, Emergency: r.ro.Emergency, Packages: it.Packages,
 			PreChecks: []agentapi.Check{{Kind: "pkg_lock_free"}}, NotBefore: &nb, Deadline: &deadline})
-		if err != nil {
-			return fmt.Errorf("queue the job for asset %s: %w", it.AssetName, err)
+		need = append(need, i)
+	}
+	if len(specs) > 0 {
+		if err := r.hold(ctx); err != nil {
+			return err
+		}
+		created, err := r.s.fleet.CreateJobs(ctx, Engine.Actor, specs)
+		if je := (*fleet.JobError)(nil); errors.As(err, &je) && je.Index < len(need) {
+			return fmt.Errorf("queue the job for asset %s: %w", items[need[je.Index]].AssetName, je.Err)
+		} else if err != nil {
+			return fmt.Errorf("queue the jobs for %d assets: %w", len(specs), err)
+		}
+		for k, i := range need {
+			jobs[i] = created[k]
 		}
 	}
-	it.JobID, it.State, it.Attempts = job.ID, ItemQueued, it.Attempts+1
-	it.Outcome, it.StartedAt, it.FinishedAt = "", nil, nil
-	e := r.s.entry(r.ro, it, Engine.Actor.Name, EventJobQueued, "",
-		fmt.Sprintf("attempt %d, not before %s, deadline %s", it.Attempts, job.NotBefore.Format(time.RFC3339), job.Deadline.Format(time.RFC3339)))
-	e.JobID = job.ID
-	return r.saveItem(ctx, it, nil, e)
+	logs := make([]LogEntry, len(items))
+	for i := range items {
+		it, job := &items[i], jobs[i]
+		it.JobID, it.State, it.Attempts = job.ID, ItemQueued, it.Attempts+1
+		it.Outcome, it.StartedAt, it.FinishedAt = "", nil, nil
+		logs[i] = r.s.entry(r.ro, *it, Engine.Actor.Name, EventJobQueued, "",
+			fmt.Sprintf("attempt %d, not before %s, deadline %s", it.Attempts, job.NotBefore.Format(time.RFC3339), job.Deadline.Format(time.RFC3339)))
+		logs[i].JobID = job.ID
+	}
+	return r.saveItems(ctx, items, logs)
 }
 
 // cancelQueued cancels every job still waiting for its agent; a job the
@@ -1298,7 +1412,7 @@ func (r *run) sendRollbacks(ctx context.Context, u change.User, reason string) e
 			if err != nil {
 				return err
 			}
-			slot, err := cal.NextSlot(calendarAsset(info[0]), r.ro.ChangeType, r.now, r.s.opt.JobDuration)
+			slot, err := cal.NextSlot(calendarAsset(info[0], map[string]*time.Location{}), r.ro.ChangeType, r.now, r.s.opt.JobDuration)
 			if err != nil {
 				return fmt.Errorf("plan the rollback of asset %s: %w", it.AssetName, err)
 			}

@@ -236,6 +236,17 @@ type Job struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// JobStatus is where one job stands, without what it does: the rollout
+// engine reads a whole change's jobs this way on every tick.
+type JobStatus struct {
+	ID        string    `json:"id"`
+	AgentID   string    `json:"agent_id"`
+	AssetID   string    `json:"asset_id,omitempty"`
+	Kind      string    `json:"kind"`
+	State     JobState  `json:"state"`
+	NotBefore time.Time `json:"not_before"`
+}
+
 // Wire is the job as an agent receives it.
 func (j Job) Wire() agentapi.Job {
 	return agentapi.Job{ID: j.ID, ChangeID: j.ChangeID, Kind: j.Kind, Emergency: j.Emergency,

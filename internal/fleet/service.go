@@ -261,38 +261,78 @@ func (s *Service) RevokeAgent(ctx context.Context, actor audit.Actor, id, reason
 // CreateJob queues a job for an agent. Jobs are delivered when due
 // (NotBefore) and never after their Deadline.
 func (s *Service) CreateJob(ctx context.Context, actor audit.Actor, spec JobSpec) (Job, error) {
-	now := s.now()
-	notBefore, deadline, err := spec.validate(now)
+	jobs, err := s.CreateJobs(ctx, actor, []JobSpec{spec})
 	if err != nil {
 		return Job{}, err
 	}
-	j := Job{ID: inventory.NewID(), AgentID: spec.AgentID, ChangeID: spec.ChangeID, Kind: spec.Kind,
-		Emergency: spec.Emergency, AllowReboot: spec.AllowReboot, Packages: spec.Packages,
-		PreChecks: spec.PreChecks, PostChecks: spec.PostChecks, NotBefore: notBefore, Deadline: deadline,
-		State: JobQueued, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
-	if j.Packages == nil {
-		j.Packages = []agentapi.JobPackage{}
+	return jobs[0], nil
+}
+
+// CreateJobs queues several jobs in one transaction, each audited: all of
+// them or, when one is invalid or its agent cannot take jobs, none. The
+// rollout engine queues a wave this way.
+func (s *Service) CreateJobs(ctx context.Context, actor audit.Actor, specs []JobSpec) ([]Job, error) {
+	now := s.now()
+	jobs := make([]Job, len(specs))
+	for i, spec := range specs {
+		notBefore, deadline, err := spec.validate(now)
+		if err != nil {
+			return nil, jobErr(len(specs), i, err)
+		}
+		j := Job{ID: inventory.NewID(), AgentID: spec.AgentID, ChangeID: spec.ChangeID, Kind: spec.Kind,
+			Emergency: spec.Emergency, AllowReboot: spec.AllowReboot, Packages: spec.Packages,
+			PreChecks: spec.PreChecks, PostChecks: spec.PostChecks, NotBefore: notBefore, Deadline: deadline,
+			State: JobQueued, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
+		if j.Packages == nil {
+			j.Packages = []agentapi.JobPackage{}
+		}
+		jobs[i] = j
 	}
-	err = s.store.Transact(ctx, func(tx Tx) error {
-		a, err := tx.GetAgent(ctx, spec.AgentID)
-		if errors.Is(err, errs.ErrNotFound) {
-			return errs.E(errs.Invalid, "invalid job: agent_id: no agent %q", spec.AgentID)
-		} else if err != nil {
-			return err
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		for i := range jobs {
+			j := &jobs[i]
+			a, err := tx.GetAgent(ctx, j.AgentID)
+			if errors.Is(err, errs.ErrNotFound) {
+				return jobErr(len(jobs), i, errs.E(errs.Invalid, "invalid job: agent_id: no agent %q", j.AgentID))
+			} else if err != nil {
+				return err
+			}
+			if a.RevokedAt != nil || a.AssetID == "" {
+				return jobErr(len(jobs), i, errs.E(errs.Conflict, "agent %s is revoked or lost its asset; it cannot take jobs", a.Hostname))
+			}
+			j.AssetID = a.AssetID
+			if err := tx.InsertJob(ctx, j); err != nil {
+				return err
+			}
+			if err := tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "job.create", ObjectType: "job", ObjectID: j.ID, After: *j}); err != nil {
+				return err
+			}
 		}
-		if a.RevokedAt != nil || a.AssetID == "" {
-			return errs.E(errs.Conflict, "agent %s is revoked or lost its asset; it cannot take jobs", a.Hostname)
-		}
-		j.AssetID = a.AssetID
-		if err := tx.InsertJob(ctx, &j); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "job.create", ObjectType: "job", ObjectID: j.ID, After: j})
+		return nil
 	})
 	if err != nil {
-		return Job{}, fmt.Errorf("create job: %w", err)
+		return nil, fmt.Errorf("create job: %w", err)
 	}
-	return j, nil
+	return jobs, nil
+}
+
+// JobError says which of several jobs CreateJobs refused.
+type JobError struct {
+	// Index is the refused spec's position in the call.
+	Index, Of int
+	Err       error
+}
+
+func (e *JobError) Error() string { return fmt.Sprintf("job %d of %d: %v", e.Index+1, e.Of, e.Err) }
+func (e *JobError) Unwrap() error { return e.Err }
+
+// jobErr names which of several jobs was refused; a single job's error
+// stays as it was.
+func jobErr(n, i int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return &JobError{Index: i, Of: n, Err: err}
 }
 
 // Jobs lists jobs, newest first.
@@ -306,6 +346,15 @@ func (s *Service) Jobs(ctx context.Context, f JobFilter) (JobPage, error) {
 	}
 	p, err := s.store.ListJobs(ctx, f)
 	return p, wrapf(err, "list jobs")
+}
+
+// JobStatuses returns where every job of a change stands, oldest first.
+func (s *Service) JobStatuses(ctx context.Context, changeID string) ([]JobStatus, error) {
+	if changeID == "" {
+		return nil, errs.E(errs.Invalid, "job statuses need a change")
+	}
+	out, err := s.store.JobStatuses(ctx, changeID)
+	return out, wrapf(err, "job statuses")
 }
 
 // Job returns a job with all its results and their steps.

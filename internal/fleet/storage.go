@@ -20,6 +20,9 @@ type Reader interface {
 	ListTokens(ctx context.Context) ([]EnrollmentToken, error)
 	GetJob(ctx context.Context, id string) (Job, error)
 	ListJobs(ctx context.Context, f JobFilter) (JobPage, error)
+	// JobStatuses returns where every job of the change stands, oldest
+	// first, in one read.
+	JobStatuses(ctx context.Context, changeID string) ([]JobStatus, error)
 	// JobResults returns a job's results in attempt order.
 	JobResults(ctx context.Context, jobID string) ([]Result, error)
 	// DueJobs returns the agent's queued and delivered jobs with

@@ -556,6 +556,28 @@ func (r fleetReader) ListJobs(ctx context.Context, f fleet.JobFilter) (fleet.Job
 	return page, err
 }
 
+func (r fleetReader) JobStatuses(ctx context.Context, changeID string) ([]fleet.JobStatus, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT id, agent_id, asset_id, kind, state, not_before FROM agent_jobs
+		WHERE change_id = $1 ORDER BY created_at, id`, changeID)
+	if err != nil {
+		return nil, fmt.Errorf("job statuses: %w", translate(err))
+	}
+	defer rows.Close()
+	out := []fleet.JobStatus{}
+	for rows.Next() {
+		var (
+			j     fleet.JobStatus
+			state string
+		)
+		if err := rows.Scan(&j.ID, &j.AgentID, &j.AssetID, &j.Kind, &state, &j.NotBefore); err != nil {
+			return nil, fmt.Errorf("scan job status: %w", err)
+		}
+		j.State, j.NotBefore = fleet.JobState(state), j.NotBefore.UTC()
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
 // The state list must read exactly as in the partial index agent_jobs_due,
 // or SQLite will not use it.
 const openJobs = `state IN ('queued', 'delivered')`

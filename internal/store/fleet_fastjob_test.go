@@ -2,12 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/patchward/patchward/internal/agentapi"
+	"github.com/patchward/patchward/internal/errs"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
@@ -62,4 +64,36 @@ func TestFleetJobBetweenCheckIns(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFleetCreateJobs: a batch of jobs is queued whole, each audited, or
+// not at all, the refused one named by its place in the batch.
+func TestFleetCreateJobs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc, _, _ := newFleet(t, db)
+		a := enroll(t, svc, "lis01", debianFacts("lis01"))
+		b := enroll(t, svc, "lis02", debianFacts("lis02"))
+		spec := func(agent string) fleet.JobSpec {
+			return fleet.JobSpec{AgentID: agent, ChangeID: "CHG-B", Kind: agentapi.JobInstall,
+				Packages: []agentapi.JobPackage{{Name: "openssl", TargetVersion: "3.0.16-1~deb12u1"}}}
+		}
+		_, err := svc.CreateJobs(ctx, admin, []fleet.JobSpec{spec(a.ID), spec("no-such-agent"), spec(b.ID)})
+		var je *fleet.JobError
+		if !errors.As(err, &je) || je.Index != 1 || !errors.Is(err, errs.ErrInvalid) {
+			t.Fatalf("CreateJobs with an unknown agent second = %v; want a JobError at index 1, Invalid", err)
+		}
+		if st, _ := svc.JobStatuses(ctx, "CHG-B"); len(st) != 0 {
+			t.Fatalf("a refused batch left %d jobs", len(st))
+		}
+		jobs, err := svc.CreateJobs(ctx, admin, []fleet.JobSpec{spec(a.ID), spec(b.ID)})
+		if err != nil || len(jobs) != 2 || jobs[0].AssetID != a.AssetID || jobs[1].AssetID != b.AssetID {
+			t.Fatalf("CreateJobs = %+v, %v; want two jobs on the agents' assets", jobs, err)
+		}
+		for _, j := range jobs {
+			if got := auditActions(t, db, j.ID); !cmp.Equal(got, []string{"job.create"}) {
+				t.Errorf("job %s audit = %v; want job.create", j.ID, got)
+			}
+		}
+	})
 }

@@ -377,8 +377,25 @@ func TestFleetJobs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CreateJob: %v", err)
 		}
-		if _, err := svc.CreateJob(ctx, admin, laterSpec); err != nil {
+		later2, err := svc.CreateJob(ctx, admin, laterSpec)
+		if err != nil {
 			t.Fatalf("CreateJob (later): %v", err)
+		}
+		// The change's jobs in one read, oldest first, with what the
+		// rollout engine compares.
+		st, err := svc.JobStatuses(ctx, "CHG-1")
+		want := []fleet.JobStatus{
+			{ID: job.ID, AgentID: ag.ID, AssetID: ag.AssetID, Kind: agentapi.JobInstall, State: fleet.JobQueued, NotBefore: job.NotBefore},
+			{ID: later2.ID, AgentID: ag.ID, AssetID: ag.AssetID, Kind: agentapi.JobInstall, State: fleet.JobQueued, NotBefore: later2.NotBefore},
+		}
+		if diff := cmp.Diff(want, st); err != nil || diff != "" {
+			t.Errorf("JobStatuses = %v (-want +got):\n%s", err, diff)
+		}
+		if st, err := svc.JobStatuses(ctx, "CHG-none"); err != nil || len(st) != 0 {
+			t.Errorf("JobStatuses of a change without jobs = %+v, %v", st, err)
+		}
+		if _, err := svc.JobStatuses(ctx, ""); !errors.Is(err, errs.ErrInvalid) {
+			t.Errorf("JobStatuses without a change = %v; want Invalid", err)
 		}
 		for name, bad := range map[string]fleet.JobSpec{
 			"no agent":      {AgentID: "nope", Kind: agentapi.JobInstall, Packages: spec.Packages},
