@@ -442,7 +442,8 @@ func (r changeReader) TargetFacts(ctx context.Context, t change.Targets) ([]poli
 	if len(t.Groups) > 0 {
 		conds = append(conds, `a.id IN (SELECT asset_id FROM asset_group_members WHERE group_id IN (`+placeholders(&args, t.Groups)+`))`)
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+subjectAssetCols+` FROM assets a WHERE `+strings.Join(conds, ` OR `)+` ORDER BY a.id`, args...)
+	where := strings.Join(conds, ` OR `)
+	rows, err := r.q.QueryContext(ctx, `SELECT `+subjectAssetCols+` FROM assets a WHERE `+where+` ORDER BY a.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read target assets: %w", translate(err))
 	}
@@ -465,21 +466,19 @@ func (r changeReader) TargetFacts(ctx context.Context, t change.Targets) ([]poli
 	if len(out) == 0 {
 		return out, nil
 	}
-	ids := make([]string, len(out))
-	for i, a := range out {
-		ids[i] = a.ID
-	}
+	// Tags and groups of the same assets, selected by the same condition
+	// rather than by a list of every ID found: a group of ten thousand
+	// assets stays one small statement.
 	for _, m := range []struct {
 		q   string
 		set func(a *policy.AssetFacts, v string)
 	}{
-		{`SELECT asset_id, tag FROM asset_tags WHERE asset_id IN (%s) ORDER BY asset_id, tag`,
+		{`SELECT asset_id, tag FROM asset_tags WHERE asset_id IN (SELECT a.id FROM assets a WHERE %s) ORDER BY asset_id, tag`,
 			func(a *policy.AssetFacts, v string) { a.Tags = append(a.Tags, v) }},
-		{`SELECT asset_id, group_id FROM asset_group_members WHERE asset_id IN (%s) ORDER BY asset_id, group_id`,
+		{`SELECT asset_id, group_id FROM asset_group_members WHERE asset_id IN (SELECT a.id FROM assets a WHERE %s) ORDER BY asset_id, group_id`,
 			func(a *policy.AssetFacts, v string) { a.Groups = append(a.Groups, v) }},
 	} {
-		var margs []any
-		rows, err := r.q.QueryContext(ctx, fmt.Sprintf(m.q, placeholders(&margs, ids)), margs...)
+		rows, err := r.q.QueryContext(ctx, fmt.Sprintf(m.q, where), args...)
 		if err != nil {
 			return nil, fmt.Errorf("read target assets: %w", translate(err))
 		}
@@ -489,7 +488,9 @@ func (r changeReader) TargetFacts(ctx context.Context, t change.Targets) ([]poli
 				rows.Close()
 				return nil, fmt.Errorf("scan target asset: %w", err)
 			}
-			m.set(&out[idx[id]], v)
+			if i, ok := idx[id]; ok {
+				m.set(&out[i], v)
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
