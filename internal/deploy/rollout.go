@@ -289,9 +289,9 @@ type RolloutReader interface {
 	// AssetInfo returns planning facts of the assets, in the order given;
 	// an unknown asset is NotFound.
 	AssetInfo(ctx context.Context, ids []string) ([]AssetInfo, error)
-	// Installed returns the asset's installed version and ecosystem of
-	// each named package it has.
-	Installed(ctx context.Context, assetID string, names []string) (map[string]InstalledPackage, error)
+	// Installed returns, per asset, the installed version and ecosystem of
+	// each named package it has (an asset with none has no entry).
+	Installed(ctx context.Context, assetIDs, names []string) (map[string]map[string]InstalledPackage, error)
 	// TargetFacts expands a change's targets to the assets' policy facts.
 	TargetFacts(ctx context.Context, t change.Targets) ([]policy.AssetFacts, error)
 }

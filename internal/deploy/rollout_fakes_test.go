@@ -150,13 +150,18 @@ func (f *fakeStore) AssetInfo(_ context.Context, ids []string) ([]AssetInfo, err
 	return out, nil
 }
 
-func (f *fakeStore) Installed(_ context.Context, assetID string, names []string) (map[string]InstalledPackage, error) {
+func (f *fakeStore) Installed(_ context.Context, assetIDs, names []string) (map[string]map[string]InstalledPackage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := map[string]InstalledPackage{}
-	for _, n := range names {
-		if p, ok := f.installed[assetID][n]; ok {
-			out[n] = p
+	out := map[string]map[string]InstalledPackage{}
+	for _, id := range assetIDs {
+		for _, n := range names {
+			if p, ok := f.installed[id][n]; ok {
+				if out[id] == nil {
+					out[id] = map[string]InstalledPackage{}
+				}
+				out[id][n] = p
+			}
 		}
 	}
 	return out, nil

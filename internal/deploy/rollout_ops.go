@@ -312,10 +312,11 @@ func (s *Rollouts) verify(ctx context.Context, it Item) (Convergence, error) {
 		c.Reason = "no inventory newer than the deployment yet"
 		return c, nil
 	}
-	inst, err := s.store.Installed(ctx, it.AssetID, pkgNames(it.Packages))
+	all, err := s.store.Installed(ctx, []string{it.AssetID}, pkgNames(it.Packages))
 	if err != nil {
 		return c, err
 	}
+	inst := all[it.AssetID]
 	for _, p := range it.Packages {
 		got, ok := inst[p.Name]
 		if !ok {

@@ -252,8 +252,12 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 		return Rollout{}, err
 	}
 	info := map[string]AssetInfo{}
+	var withAgent []string
 	for _, a := range infos {
 		info[a.ID] = a
+		if a.AgentID != "" {
+			withAgent = append(withAgent, a.ID)
+		}
 	}
 	var pkgs []agentapi.JobPackage
 	var manual []change.ManualTask
@@ -262,6 +266,13 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 			manual = append(manual, *p.Manual)
 		} else {
 			pkgs = append(pkgs, agentapi.JobPackage{Name: p.Package, TargetVersion: p.TargetVersion})
+		}
+	}
+	// The versions each agent's asset has now: what a rollback returns to.
+	var installed map[string]map[string]InstalledPackage
+	if len(pkgs) > 0 && len(withAgent) > 0 {
+		if installed, err = s.store.Installed(ctx, withAgent, pkgNames(pkgs)); err != nil {
+			return Rollout{}, err
 		}
 	}
 	p := pol.Policy()
@@ -285,11 +296,7 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 			if len(pkgs) > 0 {
 				if a.AgentID != "" {
 					prev := map[string]string{}
-					inst, err := s.store.Installed(ctx, a.ID, pkgNames(pkgs))
-					if err != nil {
-						return Rollout{}, err
-					}
-					for n, v := range inst {
+					for n, v := range installed[a.ID] {
 						prev[n] = v.Version
 					}
 					add(Item{Kind: ItemAgent, AgentID: a.AgentID, Packages: slices.Clone(pkgs), Previous: prev})

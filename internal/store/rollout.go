@@ -458,29 +458,45 @@ func (r rolloutReader) AssetInfo(ctx context.Context, ids []string) ([]deploy.As
 	return out, nil
 }
 
-func (r rolloutReader) Installed(ctx context.Context, assetID string, names []string) (map[string]deploy.InstalledPackage, error) {
-	out := map[string]deploy.InstalledPackage{}
+func (r rolloutReader) Installed(ctx context.Context, assetIDs, names []string) (map[string]map[string]deploy.InstalledPackage, error) {
+	out := map[string]map[string]deploy.InstalledPackage{}
 	if len(names) == 0 {
 		return out, nil
 	}
-	args := []any{assetID}
-	rows, err := r.q.QueryContext(ctx, `SELECT name, version, ecosystem FROM asset_software WHERE asset_id = $1 AND name IN (`+
-		placeholders(&args, names)+`) ORDER BY ord`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read installed versions: %w", translate(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var p deploy.InstalledPackage
-		if err := rows.Scan(&n, &p.Version, &p.Ecosystem); err != nil {
-			return nil, fmt.Errorf("scan installed version: %w", err)
+	// In chunks: one statement per few hundred assets keeps SQLite's parse
+	// cheap and PostgreSQL under its parameter limit.
+	for len(assetIDs) > 0 {
+		chunk := assetIDs[:min(len(assetIDs), 500)]
+		assetIDs = assetIDs[len(chunk):]
+		var args []any
+		ids := placeholders(&args, chunk)
+		rows, err := r.q.QueryContext(ctx, `SELECT asset_id, name, version, ecosystem FROM asset_software WHERE asset_id IN (`+ids+
+			`) AND name IN (`+placeholders(&args, names)+`) ORDER BY asset_id, ord`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read installed versions: %w", translate(err))
 		}
-		if _, seen := out[n]; !seen {
-			out[n] = p
+		for rows.Next() {
+			var (
+				id, n string
+				p     deploy.InstalledPackage
+			)
+			if err := rows.Scan(&id, &n, &p.Version, &p.Ecosystem); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan installed version: %w", err)
+			}
+			if out[id] == nil {
+				out[id] = map[string]deploy.InstalledPackage{}
+			}
+			if _, seen := out[id][n]; !seen {
+				out[id][n] = p
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read installed versions: %w", translate(err))
 		}
 	}
-	return out, translate(rows.Err())
+	return out, nil
 }
 
 func (r rolloutReader) TargetFacts(ctx context.Context, t change.Targets) ([]policy.AssetFacts, error) {

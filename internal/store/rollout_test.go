@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/deploy"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
 	"github.com/patchward/patchward/internal/store/storetest"
 )
@@ -200,6 +202,28 @@ func TestRolloutStore(t *testing.T) {
 		}
 		if _, err := rs.AssetInfo(ctx, []string{"nope"}); errs.KindOf(err) != errs.NotFound {
 			t.Errorf("AssetInfo(unknown) = %v; want NotFound", err)
+		}
+		// Installed versions of several assets in one call; an asset
+		// without the packages has no entry.
+		inv := inventory.NewService(db.Inventory(), nil)
+		var withSW []string
+		for i, sw := range [][]inventory.Software{
+			{{Name: "openssl", Version: "3.0.11-1", Ecosystem: "Debian:12"}, {Name: "curl", Version: "7.88.1-10", Ecosystem: "Debian:12"}},
+			{{Name: "openssl", Version: "3.0.13-1", Ecosystem: "Debian:12"}, {Name: "bash", Version: "5.2"}},
+		} {
+			a, err := inv.CreateAsset(ctx, admin, inventory.Asset{Name: fmt.Sprintf("SW-%d", i), Type: inventory.TypeServer, Software: sw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			withSW = append(withSW, a.ID)
+		}
+		inst, err := rs.Installed(ctx, append(withSW, f.analyzer), []string{"openssl", "curl"})
+		want := map[string]map[string]deploy.InstalledPackage{
+			withSW[0]: {"openssl": {Version: "3.0.11-1", Ecosystem: "Debian:12"}, "curl": {Version: "7.88.1-10", Ecosystem: "Debian:12"}},
+			withSW[1]: {"openssl": {Version: "3.0.13-1", Ecosystem: "Debian:12"}},
+		}
+		if diff := cmp.Diff(want, inst); err != nil || diff != "" {
+			t.Errorf("Installed = %v (-want +got):\n%s", err, diff)
 		}
 		facts, err := rs.TargetFacts(ctx, change.Targets{Groups: []string{f.labGroup}})
 		if err != nil || len(facts) != 1 || facts[0].ID != f.analyzer {
