@@ -15,27 +15,14 @@ const hashSize = 32
 // row is locked first so concurrent writers on PostgreSQL replicas append one
 // at a time; on SQLite the writer connection already serialises them.
 func (t *Tx) AppendAudit(ctx context.Context, rec audit.Record) error {
-	q := `SELECT size, hashes, last_leaf FROM audit_head WHERE id = 1`
-	if t.db.engine == Postgres {
-		q += ` FOR UPDATE`
+	if t.head == nil {
+		head, err := t.readAuditHead(ctx)
+		if err != nil {
+			return err
+		}
+		t.head = &head
 	}
-	var (
-		head   audit.Head
-		hashes []byte
-	)
-	if err := t.tx.QueryRowContext(ctx, q).Scan(&head.Size, &hashes, &head.LastLeaf); err != nil {
-		return fmt.Errorf("read audit head: %w", translate(err))
-	}
-	if len(hashes)%hashSize != 0 {
-		return fmt.Errorf("audit head: stored range has %d bytes, not a multiple of %d", len(hashes), hashSize)
-	}
-	for i := 0; i < len(hashes); i += hashSize {
-		head.Range = append(head.Range, hashes[i:i+hashSize])
-	}
-	if len(head.LastLeaf) == 0 {
-		head.LastLeaf = nil
-	}
-	e, next, err := audit.Next(head, rec, t.db.now())
+	e, next, err := audit.Next(*t.head, rec, t.db.now())
 	if err != nil {
 		return err
 	}
@@ -49,8 +36,44 @@ func (t *Tx) AppendAudit(ctx context.Context, rec audit.Record) error {
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", translate(err))
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE audit_head SET size = $1, hashes = $2, last_leaf = $3 WHERE id = 1`,
-		next.Size, bytes.Join(next.Range, nil), next.LastLeaf)
+	t.head = &next
+	return nil
+}
+
+// readAuditHead reads the head; on PostgreSQL it locks the row until the
+// transaction ends, so appends from concurrent transactions queue.
+func (t *Tx) readAuditHead(ctx context.Context) (audit.Head, error) {
+	q := `SELECT size, hashes, last_leaf FROM audit_head WHERE id = 1`
+	if t.db.engine == Postgres {
+		q += ` FOR UPDATE`
+	}
+	var (
+		head   audit.Head
+		hashes []byte
+	)
+	if err := t.tx.QueryRowContext(ctx, q).Scan(&head.Size, &hashes, &head.LastLeaf); err != nil {
+		return head, fmt.Errorf("read audit head: %w", translate(err))
+	}
+	if len(hashes)%hashSize != 0 {
+		return head, fmt.Errorf("audit head: stored range has %d bytes, not a multiple of %d", len(hashes), hashSize)
+	}
+	for i := 0; i < len(hashes); i += hashSize {
+		head.Range = append(head.Range, hashes[i:i+hashSize])
+	}
+	if len(head.LastLeaf) == 0 {
+		head.LastLeaf = nil
+	}
+	return head, nil
+}
+
+// writeAuditHead stores the head the transaction's appends reached, if it
+// appended anything.
+func (t *Tx) writeAuditHead(ctx context.Context) error {
+	if t.head == nil {
+		return nil
+	}
+	_, err := t.tx.ExecContext(ctx, `UPDATE audit_head SET size = $1, hashes = $2, last_leaf = $3 WHERE id = 1`,
+		t.head.Size, bytes.Join(t.head.Range, nil), t.head.LastLeaf)
 	if err != nil {
 		return fmt.Errorf("advance audit head: %w", translate(err))
 	}

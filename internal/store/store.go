@@ -24,6 +24,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/errs"
 )
 
@@ -233,6 +234,11 @@ func (db *DB) CheckSchema(ctx context.Context) error {
 type Tx struct {
 	db *DB
 	tx *sql.Tx
+	// head is the audit log's head as this transaction's appends left it,
+	// read (and on PostgreSQL locked) at the first append and written back
+	// once before commit: a batch of appends costs one read and one write
+	// of the head, not one each.
+	head *audit.Head
 }
 
 // Transact runs fn in a transaction, committing if fn returns nil and rolling
@@ -251,7 +257,11 @@ func (db *DB) Transact(ctx context.Context, fn func(*Tx) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(&Tx{db: db, tx: tx}); err != nil {
+	t := &Tx{db: db, tx: tx}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.writeAuditHead(ctx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
