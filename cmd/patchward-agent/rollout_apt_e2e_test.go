@@ -24,6 +24,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/deploy"
+	"github.com/patchward/patchward/internal/deploy/deploytest"
 	"github.com/patchward/patchward/internal/feeds"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
@@ -300,21 +301,7 @@ func (s *rolloutServer) scheduledChange(t *testing.T, ctx context.Context, f pwm
 // soak's end rather than waited for.
 func (s *rolloutServer) tickUntil(t *testing.T, ctx context.Context, what, id string, cond func(deploy.Rollout) bool) deploy.Rollout {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		if err := s.rollouts.Tick(ctx); err != nil {
-			t.Fatalf("Tick: %v", err)
-		}
-		ro, err := s.rollouts.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(ro) {
-			return ro
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited in vain for %s; rollout %s (%s): %s", what, ro.State, ro.Reason, describeRollout(ro))
-		}
+	return deploytest.TickUntil(t, ctx, s.rollouts, id, what, 45*time.Second, cond, func(ro deploy.Rollout) {
 		for _, w := range ro.Waves {
 			if w.State == deploy.WaveSoaking && w.WaitUntil != nil {
 				t.Logf("ring %s soaks until %s: moving the engine's clock there", w.Ring, w.WaitUntil.Format(time.RFC3339))
@@ -322,18 +309,7 @@ func (s *rolloutServer) tickUntil(t *testing.T, ctx context.Context, what, id st
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func describeRollout(ro deploy.Rollout) string {
-	var b strings.Builder
-	for _, w := range ro.Waves {
-		fmt.Fprintf(&b, "\n  %s %s [%s: %s]", w.Ring, w.State, w.Verdict, w.Reason)
-		for _, it := range w.Items {
-			fmt.Fprintf(&b, "\n    %s %s %s (%s) rollback=%s", it.AssetName, it.Kind, it.State, it.Outcome, it.RollbackState)
-		}
-	}
-	return b.String()
+	})
 }
 
 // onlyItem is the rollout's one item (the test host) and its wave.
@@ -350,7 +326,7 @@ func onlyItem(t *testing.T, ro deploy.Rollout) (deploy.Wave, deploy.Item) {
 		items = append(items, w.Items...)
 	}
 	if len(items) != 1 {
-		t.Fatalf("%d items; want the test host alone: %s", len(items), describeRollout(ro))
+		t.Fatalf("%d items; want the test host alone: %s", len(items), deploytest.Describe(ro))
 	}
 	return wave, items[0]
 }
@@ -490,7 +466,7 @@ func checkCompleted(t *testing.T, ctx context.Context, s *rolloutServer, c chang
 	wave, it := onlyItem(t, ro)
 	if wave.State != deploy.WavePassed || !strings.Contains(wave.Reason, "1 of 1 succeeded") || !strings.Contains(wave.Reason, "passed") ||
 		it.State != deploy.ItemSucceeded || it.AgentID != agent.ID || it.FinishedAt == nil {
-		t.Fatalf("after completion: %s; want the ring's gate passed after its soak", describeRollout(ro))
+		t.Fatalf("after completion: %s; want the ring's gate passed after its soak", deploytest.Describe(ro))
 	}
 	job, err := s.fleet.Job(ctx, it.JobID)
 	if err != nil {
@@ -544,7 +520,7 @@ func checkRolledBack(t *testing.T, ctx context.Context, s *rolloutServer, c chan
 		return ro.State == deploy.RolloutRolledBack || ro.State == deploy.RolloutHalted
 	})
 	if ro.State != deploy.RolloutRolledBack {
-		t.Fatalf("rollout = %s (%s); want rolled back: %s", ro.State, ro.Reason, describeRollout(ro))
+		t.Fatalf("rollout = %s (%s); want rolled back: %s", ro.State, ro.Reason, deploytest.Describe(ro))
 	}
 	if v := agenttest.InstalledVersion(t); v != "1.0-1" {
 		t.Errorf("installed %s; want 1.0-1 again", v)
@@ -554,7 +530,7 @@ func checkRolledBack(t *testing.T, ctx context.Context, s *rolloutServer, c chan
 	}
 	wave, it := onlyItem(t, ro)
 	if wave.Verdict != deploy.Halt || it.State != deploy.ItemFailed || it.RollbackState != deploy.RollbackDone || it.RollbackJobID != "" {
-		t.Errorf("after the halt: %s; want the gate halted, the item failed and rolled back by the agent without a rollback job", describeRollout(ro))
+		t.Errorf("after the halt: %s; want the gate halted, the item failed and rolled back by the agent without a rollback job", deploytest.Describe(ro))
 	}
 	job, err := s.fleet.Job(ctx, it.JobID)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/patchward/patchward/internal/agentsim"
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/deploy"
+	"github.com/patchward/patchward/internal/deploy/deploytest"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/store"
@@ -260,7 +261,7 @@ func (rb *rolloutBench) checkPilot(b *testing.B) {
 	ro := rb.ro
 	if ro.State != deploy.RolloutRunning || len(ro.Waves) != 3 || ro.Waves[0].State != deploy.WaveRunning ||
 		ro.Waves[1].State != deploy.WaveSkipped || ro.Waves[2].State != deploy.WavePending {
-		b.Fatalf("rollout %s (%s); want running with the pilot running, clinical skipped, rest pending: %s", ro.State, ro.Reason, describe(ro))
+		b.Fatalf("rollout %s (%s); want running with the pilot running, clinical skipped, rest pending: %s", ro.State, ro.Reason, deploytest.Describe(ro))
 	}
 	if got := queuedItems(ro.Waves[0]); got != benchRolloutPilot {
 		b.Fatalf("%d pilot items queued; want %d", got, benchRolloutPilot)
@@ -279,7 +280,7 @@ func (rb *rolloutBench) checkLastWave(b *testing.B) {
 	b.Helper()
 	ro := rb.ro
 	if ro.State != deploy.RolloutRunning || ro.Waves[0].State != deploy.WavePassed || ro.Waves[2].State != deploy.WaveRunning {
-		b.Fatalf("rollout %s (%s); want the pilot passed and the last wave running: %s", ro.State, ro.Reason, describe(ro))
+		b.Fatalf("rollout %s (%s); want the pilot passed and the last wave running: %s", ro.State, ro.Reason, deploytest.Describe(ro))
 	}
 	if got := queuedItems(ro.Waves[2]); got != rb.assets-benchRolloutPilot {
 		b.Fatalf("%d jobs of the last wave queued; want %d", got, rb.assets-benchRolloutPilot)

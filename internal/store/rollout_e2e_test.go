@@ -21,6 +21,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/change"
 	"github.com/patchward/patchward/internal/deploy"
+	"github.com/patchward/patchward/internal/deploy/deploytest"
 	"github.com/patchward/patchward/internal/fleet"
 	"github.com/patchward/patchward/internal/inventory"
 	"github.com/patchward/patchward/internal/policy"
@@ -203,36 +204,10 @@ func (w *rolloutWorld) scheduledChange(t testing.TB) change.Change {
 // (or fails the test after 60 s of real time).
 func (w *rolloutWorld) until(t *testing.T, what string, cond func(deploy.Rollout) bool, id string) deploy.Rollout {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if err := w.rollouts.Tick(ctx); err != nil {
-			t.Fatalf("Tick: %v", err)
-		}
-		ro, err := w.rollouts.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(ro) {
-			return ro
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited in vain for %s; rollout %s (%s): %s", what, ro.State, ro.Reason, describe(ro))
-		}
+	return deploytest.TickUntil(t, context.Background(), w.rollouts, id, what, 60*time.Second, cond, func(deploy.Rollout) {
 		w.clk.advance(30 * time.Second)
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func describe(ro deploy.Rollout) string {
-	var b strings.Builder
-	for _, w := range ro.Waves {
-		fmt.Fprintf(&b, "\n  %s %s [%s: %s]", w.Ring, w.State, w.Verdict, w.Reason)
-		for _, it := range w.Items {
-			fmt.Fprintf(&b, "\n    %s %s %s rollback=%s", it.AssetName, it.Kind, it.State, it.RollbackState)
-		}
-	}
-	return b.String()
+	})
 }
 
 func waitInventories(t *testing.T, w *rolloutWorld, hosts []agentsim.Host) {
@@ -432,20 +407,20 @@ func TestRolloutEndToEnd(t *testing.T) {
 				return n == 3
 			}, ro.ID)
 			if ro.Waves[0].State == deploy.WavePassed {
-				t.Fatalf("the pilot passed with 3 of 6: %s", describe(ro))
+				t.Fatalf("the pilot passed with 3 of 6: %s", deploytest.Describe(ro))
 			}
 			close(release)
 			ro = w.until(t, "the rollout to halt and roll back", func(ro deploy.Rollout) bool {
 				return ro.State == deploy.RolloutRolledBack || (ro.State == deploy.RolloutHalted && strings.Contains(ro.Reason, "rollback failed"))
 			}, ro.ID)
 			if ro.State != deploy.RolloutRolledBack {
-				t.Fatalf("rollout = %s (%s); want rolled back: %s", ro.State, ro.Reason, describe(ro))
+				t.Fatalf("rollout = %s (%s); want rolled back: %s", ro.State, ro.Reason, deploytest.Describe(ro))
 			}
 			if got, _ := w.changes.Get(ctx, c.ID); got.State != change.RolledBack {
 				t.Errorf("change is %s; want rolled_back", got.State)
 			}
 			if ro.Waves[0].State != deploy.WaveRolledBack || ro.Waves[0].Verdict != deploy.Halt || ro.Waves[2].StartedAt != nil {
-				t.Errorf("waves = %s; want the pilot rolled back after a halt, the rest never started", describe(ro))
+				t.Errorf("waves = %s; want the pilot rolled back after a halt, the rest never started", deploytest.Describe(ro))
 			}
 			for _, it := range ro.Waves[0].Items {
 				switch {
