@@ -97,7 +97,8 @@ func Seed(ctx context.Context, inv Inventory, now time.Time) (int, error) {
 	}
 	groups := map[string]string{}
 	for _, g := range []inventory.Group{
-		{Name: "Pilot ring", Description: "IT-owned machines that take patches first"},
+		// The policy's pilot ring selects the "pilot" tag; its members carry it.
+		{Name: "Pilot ring", Description: "IT-owned machines that take patches first (tagged pilot)"},
 		{Name: "Tier-1 lab systems", Description: "LIS, middleware and analyzers: vendor-approved cadence"},
 		{Name: "Clinical workstations", Description: "Front desk, exam room and nurse station PCs"},
 		{Name: "Infrastructure", Description: "Directory, VPN, switching"},
@@ -191,7 +192,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			HandlesPHI: true, Criticality: inventory.LevelMedium, SafetyImpact: inventory.SafetyLow, MaintenanceWindow: "daily-1900-2100",
 			PatchSource: "Windows Update for Business", SupportStatus: inventory.SupportSupported, EndOfSupport: date(2027, 10, 12),
 			LastPatchedAt: seen(9), PendingUpdates: 3, PurchaseRef: "PO-2024-0012", PurchasedAt: date(2024, 1, 22), LastSeenAt: seen(0),
-			Source: inventory.SourceDemo, Groups: []string{group["Clinical workstations"], group["Pilot ring"]}},
+			Source: inventory.SourceDemo, Tags: []string{"pilot"}, Groups: []string{group["Clinical workstations"], group["Pilot ring"]}},
 		{Name: "Exam room 2 PC", Type: inventory.TypeEndpoint, Hostname: "exam-02", Make: "HP", Model: "EliteDesk 800 G6 Mini",
 			Serial: "MXL1234XYZ", AssetTag: "RC-0112", OSName: "Windows 10 Enterprise", OSVersion: "22H2 build 19045.5247",
 			IPAddresses: []string{"10.10.30.42"}, MACAddress: "98:fa:9b:10:30:42", SiteID: clinic, Location: "Exam room 2",
@@ -206,7 +207,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			SiteID: clinic, NetworkZone: "Remote via VPN", Exposure: inventory.ExposureVPN, BusinessOwner: "Dr. A. Okafor", TechnicalOwner: "IT Admin",
 			HandlesPHI: true, Criticality: inventory.LevelHigh, SafetyImpact: inventory.SafetyLow, PatchSource: "Intune",
 			SupportStatus: inventory.SupportSupported, EndOfSupport: date(2027, 10, 12), LastPatchedAt: seen(5), PurchaseRef: "PO-2024-0180",
-			PurchasedAt: date(2024, 8, 1), LastSeenAt: seen(2), Source: inventory.SourceDemo, Groups: []string{group["Pilot ring"]}},
+			PurchasedAt: date(2024, 8, 1), LastSeenAt: seen(2), Source: inventory.SourceDemo, Tags: []string{"pilot"}, Groups: []string{group["Pilot ring"]}},
 		{Name: "cobas c 311 chemistry analyzer", Type: inventory.TypeAnalyzer, Make: "Roche", Model: "cobas c 311",
 			Serial: "C311-1502-0471", AssetTag: "RL-0201", FirmwareVersion: "03-02", IPAddresses: []string{"10.10.20.31"},
 			SiteID: lab, Location: "Chemistry bench", NetworkZone: "Clinical VLAN 20", Exposure: inventory.ExposureClinicalVLAN,
@@ -269,7 +270,7 @@ func assets(now time.Time, site, group map[string]string) []inventory.Asset {
 			Criticality: inventory.LevelLow, SafetyImpact: inventory.SafetyNone, MaintenanceWindow: "sun-0200-0500",
 			PatchSource: "Debian security repository", SupportStatus: inventory.SupportSupported, EndOfSupport: date(2028, 6, 30),
 			Notes: "Staff calendars and shift rota (SOGo); no patient data.", LastPatchedAt: seen(180), PendingUpdates: 9,
-			LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"intranet"}, Groups: []string{group["Pilot ring"]},
+			LastSeenAt: seen(0), Source: inventory.SourceDemo, Tags: []string{"intranet", "pilot"}, Groups: []string{group["Pilot ring"]},
 			Software: append(linux[:5:5], deb("sogo", "5.8.0-2+deb12u3"), debSrc("libsope1", "5.8.0-1", "sope"))},
 		{Name: "DR X-ray room", Type: inventory.TypeImaging, Make: "Carestream", Model: "DRX-Evolution Plus",
 			Serial: "DRX-EVP-4410", AssetTag: "RC-0031", OSName: "Windows 10 IoT Enterprise", OSVersion: "2016 LTSB",

@@ -72,6 +72,24 @@ func TestSeed(t *testing.T) {
 			t.Errorf("group %q holds %d assets (%v); want the 2 infusion pumps", g.Name, p.Total, err)
 		}
 	}
+	// The "Pilot ring" group is what the policy's pilot ring selects, so a
+	// demo rollout starts with a pilot wave.
+	for _, g := range gs {
+		if g.Name != "Pilot ring" {
+			continue
+		}
+		p, err := inv.Assets(ctx, inventory.Filter{GroupID: g.ID, Limit: 10})
+		if err != nil || p.Total == 0 {
+			t.Fatalf("pilot group: %d assets, %v", p.Total, err)
+		}
+		for _, a := range p.Assets {
+			ring, _, err := policy.Default().RingOf(policy.AssetFacts{ID: a.ID, Name: a.Name, Type: string(a.Type), Tags: a.Tags,
+				Criticality: string(a.Criticality), SafetyImpact: string(a.SafetyImpact), Groups: a.Groups})
+			if err != nil || ring.Name != "pilot" {
+				t.Errorf("%s is in the Pilot ring group but the policy puts it in ring %q (%v)", a.Name, ring.Name, err)
+			}
+		}
+	}
 	again, err := demo.Seed(ctx, inv, now)
 	if err != nil || again != 0 {
 		t.Errorf("second Seed = %d, %v; want 0, nil (idempotent)", again, err)
