@@ -47,9 +47,9 @@ type KEVFinding struct {
 type ProposalStore interface {
 	// KEVTopTier returns the open findings whose current tier is the top
 	// one (rank 0, named topTier), with a risk event at or after since into
-	// topTier whose reason contains KEVReason, and that no change other
-	// than a cancelled one links; one row per such event, in no particular
-	// order.
+	// topTier whose reason contains KEVReason, and that no live change
+	// links (cancelled and rolled-back changes do not count); one row per
+	// such event, in no particular order.
 	KEVTopTier(ctx context.Context, topTier string, since time.Time) ([]KEVFinding, error)
 }
 

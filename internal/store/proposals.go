@@ -13,16 +13,18 @@ func (db *DB) Proposals() change.ProposalStore { return proposalStore{db: db} }
 
 type proposalStore struct{ db *DB }
 
-// notLinked is the "no change but a cancelled one links the finding" test.
+// notLinked is the "no live change links the finding" test: a cancelled
+// change never ran, and a rolled-back one left the finding as it was, so
+// neither covers it.
 // Change records keep their linked findings only in the document, so each
 // engine reads the JSON array its own way; changes are few next to
 // findings, and the candidates are already narrowed to open top-tier KEV
 // findings when this runs.
 var notLinked = map[Engine]string{
 	SQLite: `NOT EXISTS (SELECT 1 FROM changes c, json_each(c.doc, '$.findings') j
-		WHERE c.state <> 'cancelled' AND j.value = f.id)`,
+		WHERE c.state NOT IN ('cancelled', 'rolled_back') AND j.value = f.id)`,
 	Postgres: `NOT EXISTS (SELECT 1 FROM changes c
-		WHERE c.state <> 'cancelled' AND (c.doc::jsonb -> 'findings') @> jsonb_build_array(f.id))`,
+		WHERE c.state NOT IN ('cancelled', 'rolled_back') AND (c.doc::jsonb -> 'findings') @> jsonb_build_array(f.id))`,
 }
 
 // KEVTopTier reads one row per qualifying risk event; the caller groups

@@ -50,6 +50,7 @@ func TestEmergencyProposals(t *testing.T) {
 			"excepted":      {testFinding(e.pump.ID, "bash", "CVE-2026-4100", open), "critical", 0, risk.StatusExcepted, "critical", riskT0, kev},
 			"in a change":   {testFinding(e.lis.ID, "zlib", "CVE-2026-5000", open), "critical", 0, risk.StatusOpen, "critical", riskT0, kev},
 			"cancelled":     {testFinding(e.pump.ID, "zlib", "CVE-2026-5000", open), "critical", 0, risk.StatusOpen, "critical", riskT0, kev},
+			"rolled back":   {testFinding(e.lis.ID, "expat", "CVE-2026-5000", open), "critical", 0, risk.StatusOpen, "critical", riskT0, kev},
 			"into high":     {testFinding(e.lis.ID, "bash", "CVE-2026-6000", open), "high", 1, risk.StatusOpen, "high", riskT0, kev},
 			"KEV below top": {testFinding(e.pump.ID, "perl", "CVE-2026-8000", open), "critical", 0, risk.StatusOpen, "high", riskT0, kev},
 			"since lowered": {testFinding(e.lis.ID, "perl", "CVE-2026-7000", open), "high", 1, risk.StatusOpen, "critical", riskT0, kev},
@@ -79,7 +80,7 @@ func TestEmergencyProposals(t *testing.T) {
 		for _, c := range []struct {
 			id, finding string
 			state       change.State
-		}{{"chg-draft", "in a change", change.Draft}, {"chg-cancelled", "cancelled", change.Cancelled}} {
+		}{{"chg-draft", "in a change", change.Draft}, {"chg-cancelled", "cancelled", change.Cancelled}, {"chg-rolled-back", "rolled back", change.RolledBack}} {
 			f := fs[c.finding].f
 			doc := change.Change{ID: c.id, Title: "zlib", Type: change.Normal, State: c.state, Findings: []string{f.ID},
 				Targets: change.Targets{Assets: []string{f.AssetID}}, RequestedBy: "tech", RequestedByID: "u-tech",
@@ -99,9 +100,12 @@ func TestEmergencyProposals(t *testing.T) {
 		}
 		want := []change.Proposal{
 			// Equal scores: the newest first.
+			// A cancelled change never ran and a rolled-back one left the
+			// finding open: neither covers it.
 			{VulnID: "CVE-2026-5000", Tier: "critical", Score: 90, EnteredAt: riskT0,
-				Assets:  []change.ProposalAsset{asset("Pump-7", fs["cancelled"])},
-				Patches: []change.Patch{{Package: "zlib", Ecosystem: "Debian:12", TargetVersion: "1.0-2"}}},
+				Assets: []change.ProposalAsset{asset("LIS-01", fs["rolled back"]), asset("Pump-7", fs["cancelled"])},
+				Patches: []change.Patch{{Package: "expat", Ecosystem: "Debian:12", TargetVersion: "1.0-2"},
+					{Package: "zlib", Ecosystem: "Debian:12", TargetVersion: "1.0-2"}}},
 			{VulnID: "CVE-2026-1000", Tier: "critical", Score: 90, EnteredAt: riskT0.Add(-2 * time.Hour),
 				Assets:  []change.ProposalAsset{asset("LIS-01", fs["lis A"]), asset("Pump-7", fs["pump A"])},
 				Patches: []change.Patch{{Package: "openssl", Ecosystem: "Debian:12", TargetVersion: "1.0-2"}}},
@@ -117,7 +121,7 @@ func TestEmergencyProposals(t *testing.T) {
 		// Once a live change links the rest, nothing is left to propose.
 		doc := got[1].Draft()
 		doc.ID, doc.State, doc.RequestedBy, doc.RequestedByID, doc.Revision = "chg-emergency", change.Submitted, "tech", "u-tech", 1
-		doc.Findings = append(doc.Findings, fs["cancelled"].f.ID)
+		doc.Findings = append(doc.Findings, fs["cancelled"].f.ID, fs["rolled back"].f.ID)
 		doc.CreatedAt, doc.UpdatedAt, doc.EditedAt, doc.Risk.Rank = riskT0, riskT0, riskT0, -1
 		if err := db.Changes().Transact(ctx, func(tx change.Tx) error { return tx.Insert(ctx, doc) }); err != nil {
 			t.Fatal(err)
