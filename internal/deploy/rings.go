@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/patchward/patchward/internal/policy"
@@ -42,6 +44,9 @@ type Job struct {
 	State      JobState
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Manual marks a person's task rather than an agent's job, so the
+	// gate's reasons name what the wave waits on or lost.
+	Manual bool
 }
 
 // Verdict is what a gate says about a ring's wave.
@@ -91,17 +96,20 @@ type Decision struct {
 //     that is already met: an offline asset does not stall the rollout, it
 //     counts as not succeeded.
 //   - Wait until Soak has passed since the last success (Soak.AddTo in
-//     loc: calendar days keep the wall-clock time).
+//     loc: calendar days keep the wall-clock time), unless emergency: an
+//     approved emergency change does not soak between rings (its own SLA
+//     is hours, a routine soak days), though its gates still count.
 //   - Advance.
 //
 // An empty wave advances: there is nothing to prove in a ring the change
 // does not touch.
-func Gate(ring policy.Ring, jobs []Job, now time.Time, loc *time.Location) Decision {
+func Gate(ring policy.Ring, jobs []Job, now time.Time, loc *time.Location, emergency bool) Decision {
 	n := len(jobs)
 	if n == 0 {
 		return Decision{Verdict: Advance, Reason: fmt.Sprintf("ring %s has no jobs in this change", ring.Name)}
 	}
-	var s, f, running int
+	var s int
+	var failed, running tally
 	var lastSuccess time.Time
 	for _, j := range jobs {
 		switch j.State {
@@ -111,29 +119,34 @@ func Gate(ring policy.Ring, jobs []Job, now time.Time, loc *time.Location) Decis
 				lastSuccess = j.FinishedAt
 			}
 		case JobFailed:
-			f++
+			failed.add(j)
 		case JobRunning:
-			running++
+			running.add(j)
 		}
 	}
+	f := failed.all()
+	items := itemsOf(jobs)
 	rate := func(k int) float64 { return float64(k) / float64(n) }
 	if rate(f) > ring.HaltFailureRate {
-		return Decision{Verdict: Halt, Reason: fmt.Sprintf("ring %s: %d of %d jobs failed (%.1f%%), above the halt threshold of %.1f%%",
-			ring.Name, f, n, 100*rate(f), 100*ring.HaltFailureRate)}
+		return Decision{Verdict: Halt, Reason: fmt.Sprintf("ring %s: %d of %s failed (%s%.1f%%), above the halt threshold of %.1f%%",
+			ring.Name, f, items(n), failed.detail(jobs), 100*rate(f), 100*ring.HaltFailureRate)}
 	}
 	if n < ring.MinSuccess {
 		ring.MinSuccess = n
 	}
 	if best := n - f; best < ring.MinSuccess || rate(best) < ring.SuccessRate {
-		return Decision{Verdict: Blocked, Reason: fmt.Sprintf("ring %s: with %d of %d jobs failed at most %d can succeed (%.1f%%); the gate needs %d and %.1f%%",
-			ring.Name, f, n, best, 100*rate(best), ring.MinSuccess, 100*ring.SuccessRate)}
+		return Decision{Verdict: Blocked, Reason: fmt.Sprintf("ring %s: with %d of %s failed (%s%.1f%%) at most %d can succeed (%.1f%%); the gate needs %d and %.1f%%",
+			ring.Name, f, items(n), failed.detail(jobs), 100*rate(f), best, 100*rate(best), ring.MinSuccess, 100*ring.SuccessRate)}
 	}
-	if running > 0 {
-		return Decision{Verdict: Wait, Reason: fmt.Sprintf("ring %s: %d jobs still running", ring.Name, running)}
+	if running.all() > 0 {
+		return Decision{Verdict: Wait, Reason: fmt.Sprintf("ring %s: %s", ring.Name, running.open())}
 	}
 	if s < ring.MinSuccess || rate(s) < ring.SuccessRate {
 		return Decision{Verdict: Wait, Reason: fmt.Sprintf("ring %s: %d of %d succeeded (%.1f%%); the gate needs %d and %.1f%%",
 			ring.Name, s, n, 100*rate(s), ring.MinSuccess, 100*ring.SuccessRate)}
+	}
+	if emergency {
+		return Decision{Verdict: Advance, Reason: fmt.Sprintf("ring %s: %d of %d succeeded (%.1f%%); emergency: no soak", ring.Name, s, n, 100*rate(s))}
 	}
 	if !ring.Soak.IsZero() && s > 0 {
 		if until := ring.Soak.AddTo(lastSuccess, loc); now.Before(until) {
@@ -141,6 +154,66 @@ func Gate(ring policy.Ring, jobs []Job, now time.Time, loc *time.Location) Decis
 		}
 	}
 	return Decision{Verdict: Advance, Reason: fmt.Sprintf("ring %s: %d of %d succeeded (%.1f%%), soak %s passed", ring.Name, s, n, 100*rate(s), ring.Soak.Human())}
+}
+
+// tally counts a wave's jobs and manual tasks in one state.
+type tally struct{ jobs, tasks int }
+
+func (t *tally) add(j Job) {
+	if j.Manual {
+		t.tasks++
+	} else {
+		t.jobs++
+	}
+}
+
+func (t tally) all() int { return t.jobs + t.tasks }
+
+// detail breaks the count down by kind when the wave holds manual
+// tasks ("1 job, 1 manual task; "), for a failure rate that follows it;
+// "" for a wave of jobs alone.
+func (t tally) detail(jobs []Job) string {
+	if t.all() == 0 || !slices.ContainsFunc(jobs, func(j Job) bool { return j.Manual }) {
+		return ""
+	}
+	var parts []string
+	if t.jobs > 0 {
+		parts = append(parts, count(t.jobs, "job", "jobs"))
+	}
+	if t.tasks > 0 {
+		parts = append(parts, count(t.tasks, "manual task", "manual tasks"))
+	}
+	return strings.Join(parts, ", ") + "; "
+}
+
+// open says what the wave still waits on: "1 job still running", "2
+// tasks still open", or both.
+func (t tally) open() string {
+	var parts []string
+	if t.jobs > 0 {
+		parts = append(parts, count(t.jobs, "job", "jobs")+" still running")
+	}
+	if t.tasks > 0 {
+		parts = append(parts, count(t.tasks, "task", "tasks")+" still open")
+	}
+	return strings.Join(parts, " and ")
+}
+
+// itemsOf names a wave's n items by what they are, as in "1 of 3
+// jobs": jobs when they all are, items otherwise.
+func itemsOf(jobs []Job) func(n int) string {
+	noun := "jobs"
+	if slices.ContainsFunc(jobs, func(j Job) bool { return j.Manual }) {
+		noun = "items"
+	}
+	return func(n int) string { return fmt.Sprintf("%d %s", n, noun) }
+}
+
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // Throttle picks which pending jobs may start now so that no site runs

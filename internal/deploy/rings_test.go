@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,10 @@ func TestGate(t *testing.T) {
 		loc     *time.Location
 		want    Verdict
 		wantTil time.Time
+		// emergency gates an approved emergency change's wave; wantText
+		// is part of the reason, when set.
+		emergency bool
+		wantText  string
 	}{
 		{name: "all succeeded, soaked", ring: pilot, jobs: repeat(ok("2026-06-07T12:00:00Z"), 5), want: Advance},
 		{name: "all succeeded, soaking until 48h after the last success", ring: pilot,
@@ -91,6 +96,23 @@ func TestGate(t *testing.T) {
 		{name: "a soak in days keeps the wall-clock time across DST", ring: policy.Ring{Name: "d", SuccessRate: 1, HaltFailureRate: 0.5, Soak: policy.Days(1)},
 			jobs: repeat(ok("2026-03-07T18:00:00Z"), 1),                                         // 12:00 CST Saturday
 			loc:  zone(t, "America/Chicago"), want: Wait, wantTil: utc("2026-03-08T17:00:00Z")}, // 12:00 CDT Sunday
+		{name: "an emergency does not soak", ring: pilot, emergency: true,
+			jobs: join(repeat(ok("2026-06-07T12:00:00Z"), 4), []Job{ok("2026-06-10T11:59:00Z")}), want: Advance, wantText: "emergency: no soak"},
+		{name: "an emergency still needs its successes", ring: pilot, emergency: true,
+			jobs: join(repeat(ok("2026-06-10T11:00:00Z"), 2), []Job{pending}), want: Wait, wantText: "2 of 3 succeeded"},
+		{name: "an emergency still halts on failures", ring: pilot, emergency: true,
+			jobs: join(repeat(fail("2026-06-10T11:00:00Z"), 3), repeat(ok("2026-06-10T11:00:00Z"), 7)), want: Halt, wantText: "3 of 10 jobs failed"},
+		{name: "one running job", ring: pilot, jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 3), []Job{running}), want: Wait, wantText: "ring pilot: 1 job still running"},
+		{name: "an open manual task is open, not running", ring: pilot,
+			jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 3), []Job{{State: JobRunning, Manual: true}}), want: Wait, wantText: "ring pilot: 1 task still open"},
+		{name: "jobs running and tasks open", ring: pilot,
+			jobs: join(repeat(ok("2026-06-01T00:00:00Z"), 3), repeat(running, 2), repeat(Job{State: JobRunning, Manual: true}, 2)), want: Wait,
+			wantText: "ring pilot: 2 jobs still running and 2 tasks still open"},
+		{name: "a failed manual task is an item, not a job", ring: policy.Ring{Name: "low-risk", SuccessRate: 1, HaltFailureRate: 0.5},
+			jobs: []Job{{State: JobFailed, Manual: true}}, want: Halt, wantText: "ring low-risk: 1 of 1 items failed (1 manual task; 100.0%)"},
+		{name: "failures in a mixed wave are broken down", ring: pilot,
+			jobs: join([]Job{fail("2026-06-10T11:00:00Z"), {State: JobFailed, Manual: true}}, repeat(pending, 8)), want: Halt,
+			wantText: "2 of 10 items failed (1 job, 1 manual task; 20.0%)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,12 +120,15 @@ func TestGate(t *testing.T) {
 			if tt.loc != nil {
 				at = utc("2026-03-08T10:00:00Z")
 			}
-			got := Gate(tt.ring, tt.jobs, at, tt.loc)
+			got := Gate(tt.ring, tt.jobs, at, tt.loc, tt.emergency)
 			if got.Verdict != tt.want || !got.Until.Equal(tt.wantTil) {
 				t.Errorf("Gate() = %s until %v (%s); want %s until %v", got.Verdict, got.Until, got.Reason, tt.want, tt.wantTil)
 			}
 			if got.Reason == "" {
 				t.Errorf("Gate() gave no reason")
+			}
+			if !strings.Contains(got.Reason, tt.wantText) {
+				t.Errorf("Gate() reason = %q; want it to say %q", got.Reason, tt.wantText)
 			}
 		})
 	}

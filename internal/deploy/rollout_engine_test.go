@@ -59,7 +59,7 @@ func TestRolloutGates(t *testing.T) {
 		{"a queued job does not hold a met gate", 2, 0.7, 0.3, []fleet.JobState{fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded, ""}, Advance, "soak"},
 		{"min_success holds it", 3, 0.5, 0.3, []fleet.JobState{fleet.JobSucceeded, fleet.JobSucceeded, "", ""}, Wait, "2 of 4 succeeded"},
 		{"success_rate holds it", 1, 0.8, 0.3, []fleet.JobState{fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded, ""}, Wait, "3 of 4 succeeded (75.0%)"},
-		{"a running job holds it", 1, 0.5, 0.3, []fleet.JobState{fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobRunning}, Wait, "1 jobs still running"},
+		{"a running job holds it", 1, 0.5, 0.3, []fleet.JobState{fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobRunning}, Wait, "1 job still running"},
 		{"failures at the threshold pass", 2, 0.7, 0.25, []fleet.JobState{fleet.JobFailed, fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded}, Advance, "soak"},
 		{"failures above the threshold halt", 2, 0.7, 0.2, []fleet.JobState{fleet.JobFailed, fleet.JobSucceeded, fleet.JobSucceeded, fleet.JobSucceeded}, Halt, "above the halt threshold"},
 		{"a gate that cannot open is blocked", 4, 0.5, 0.5, []fleet.JobState{fleet.JobFailed, fleet.JobSucceeded, "", ""}, Blocked, "at most 3 can succeed"},
@@ -295,7 +295,7 @@ func TestRolloutManualTasks(t *testing.T) {
 	w.clk.add(2 * time.Hour)
 	w.tick()
 	ro = w.get(ro.ID)
-	if ro.Waves[0].Verdict != Wait || !strings.Contains(ro.Waves[0].Reason, "3 jobs still running") {
+	if ro.Waves[0].Verdict != Wait || !strings.Contains(ro.Waves[0].Reason, "3 tasks still open") {
 		t.Fatalf("with three open tasks the pilot = %s (%s); want wait on them", ro.Waves[0].Verdict, ro.Waves[0].Reason)
 	}
 
@@ -365,5 +365,37 @@ func TestRolloutManualTasks(t *testing.T) {
 	}
 	if it := w.item(ro, "r1", ItemManual); it.State != ItemFailed || it.Outcome != ManualFailed {
 		t.Errorf("r1 vendor task = %s %q; want failed", it.State, it.Outcome)
+	}
+}
+
+// TestRolloutEmergencyNoSoak: an approved emergency change moves to the
+// next ring as soon as a wave meets its gate, without the ring's soak,
+// and says so; a normal change on the same rings soaks.
+func TestRolloutEmergencyNoSoak(t *testing.T) {
+	for _, typ := range []change.Type{change.Emergency, change.Normal} {
+		t.Run(string(typ), func(t *testing.T) {
+			w := newWorld(t, rolloutPolicy(t, testRings, "  window: emergency\n", "  window: immediate\n"), start2026)
+			for _, id := range []string{"p1", "p2"} {
+				w.asset(id, "A", true, true)
+			}
+			w.asset("r1", "A", false, true)
+			w.change("c1", typ, change.Scheduled, []string{"p1", "p2", "r1"})
+			ro := w.start("c1")
+			w.report("p1", agentapi.JobInstall, fleet.JobSucceeded)
+			w.report("p2", agentapi.JobInstall, fleet.JobSucceeded)
+			w.clk.add(time.Minute)
+			w.tick()
+			ro = w.get(ro.ID)
+			pilot, r1 := ro.Waves[0], len(w.jobsOf("r1", agentapi.JobInstall))
+			if typ == change.Normal {
+				if pilot.State != WaveSoaking || r1 != 0 {
+					t.Fatalf("normal change: pilot %s, r1 jobs %d; want soaking, 0", pilot.State, r1)
+				}
+				return
+			}
+			if pilot.State != WavePassed || !strings.Contains(pilot.Reason, "emergency: no soak") || r1 != 1 {
+				t.Fatalf("emergency: pilot %s (%s), r1 jobs %d; want passed saying emergency: no soak, and r1's job out", pilot.State, pilot.Reason, r1)
+			}
+		})
 	}
 }

@@ -318,8 +318,12 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 				return Rollout{}, err
 			}
 			// The next ring cannot open before this one finished and
-			// soaked: plan it from there, provisionally.
-			from = ring.Soak.AddTo(end, cal.Zone())
+			// soaked (an emergency does not soak): plan it from there,
+			// provisionally.
+			from = end
+			if !ro.Emergency {
+				from = ring.Soak.AddTo(end, cal.Zone())
+			}
 		}
 		ro.Waves = append(ro.Waves, w)
 	}
@@ -952,7 +956,7 @@ func (r *run) progress(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d := Gate(ring, gateJobs(r.ro.Waves[wi]), r.now, cal.Zone())
+		d := Gate(ring, gateJobs(r.ro.Waves[wi]), r.now, cal.Zone(), r.ro.Emergency)
 		switch d.Verdict {
 		case Halt:
 			return r.halt(ctx, d.Reason, Engine, true)
@@ -998,7 +1002,7 @@ func (r *run) recordWait(ctx context.Context, wi int, d Decision) error {
 func gateJobs(w Wave) []Job {
 	var out []Job
 	for _, it := range w.Items {
-		j := Job{AssetID: it.AssetID, Site: it.SiteID, State: JobPending}
+		j := Job{AssetID: it.AssetID, Site: it.SiteID, State: JobPending, Manual: it.Kind == ItemManual}
 		switch it.State {
 		case ItemRunning, ItemOpen:
 			j.State = JobRunning
