@@ -111,6 +111,9 @@ type Principal struct {
 	Username    string `json:"username"`
 	DisplayName string `json:"display_name,omitempty"`
 	Role        Role   `json:"role"`
+	// PolicyRoles are the policy roles the user holds, read with the
+	// account on every request so an admin's change applies at once.
+	PolicyRoles []string `json:"policy_roles,omitempty"`
 	// TokenID is set when the caller used an API token.
 	TokenID string `json:"token_id,omitempty"`
 }

@@ -135,6 +135,10 @@ type Options struct {
 	// lock further attempts until the oldest of them ages out.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// PolicyGrants returns the policy in force's roles and what they
+	// grant, to check the policy roles given to a user against. Without
+	// it only the names' form is checked (tests, tools without a policy).
+	PolicyGrants func(ctx context.Context) (PolicyGrants, error)
 }
 
 // Service implements accounts, sign-in, sessions and API tokens.
@@ -315,6 +319,9 @@ func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, n NewUser) 
 	} else if !c.admin() {
 		return User{}, errNotAdmin
 	}
+	if err := s.checkGrants(ctx, n.Role, n.PolicyRoles); err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", n.Username, err)
+	}
 	// Hash before the transaction: it takes ~50 ms and must not hold the
 	// single SQLite writer.
 	h, err := s.hash(ctx, n.Password)
@@ -339,7 +346,11 @@ func (s *Service) CreateUser(ctx context.Context, actor audit.Actor, n NewUser) 
 
 func (s *Service) insertUser(ctx context.Context, tx Tx, actor audit.Actor, n NewUser, hash string) (User, error) {
 	now := s.clock()
-	u := User{ID: newID(), Username: n.Username, DisplayName: n.DisplayName, Role: n.Role, CreatedAt: now, UpdatedAt: now}
+	u := User{ID: newID(), Username: n.Username, DisplayName: n.DisplayName, Role: n.Role, CreatedAt: now, UpdatedAt: now,
+		PolicyRoles: n.PolicyRoles}
+	if u.PolicyRoles == nil {
+		u.PolicyRoles = []string{}
+	}
 	if err := tx.InsertUser(ctx, &u, hash); err != nil {
 		if errs.KindOf(err) == errs.Conflict {
 			return User{}, errs.Wrap(errs.Conflict, err, "username %q is already taken", n.Username)
@@ -426,7 +437,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor audit.Actor, id string, 
 		if upd.Disabled != nil {
 			u.Disabled = *upd.Disabled
 		}
-		if u == old {
+		if u.same(old) {
 			return nil // nothing changes, so nothing to log
 		}
 		wasAdmin := old.Role == RoleAdmin && !old.Disabled
@@ -460,6 +471,64 @@ func (s *Service) UpdateUser(ctx context.Context, actor audit.Actor, id string, 
 		return User{}, fmt.Errorf("update user: %w", err)
 	}
 	return u, nil
+}
+
+// SetPolicyRoles replaces the policy roles a user holds; only admins may.
+// Each must be a role of the policy in force that grants the user's
+// Patchward role (when the service knows the policy). The change is
+// audited with the roles before and after; the user's sessions stay, as
+// the roles are read afresh with the account on every request.
+func (s *Service) SetPolicyRoles(ctx context.Context, actor audit.Actor, userID string, roles []string) (User, error) {
+	roles = NormalizePolicyRoles(roles)
+	var v errs.Validation
+	policyRolesProblems(&v, roles)
+	if err := v.Err("invalid policy roles"); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		if c, err := callerOf(ctx, tx, actor); err != nil {
+			return err
+		} else if !c.admin() {
+			return errs.E(errs.Forbidden, "only an admin can assign policy roles")
+		}
+		old, err := tx.GetUser(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if err := s.checkGrants(ctx, old.Role, roles); err != nil {
+			return err
+		}
+		u = old
+		if u.PolicyRoles = roles; u.same(old) {
+			return nil
+		}
+		u.UpdatedAt = s.clock()
+		if err := tx.UpdateUser(ctx, &u); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, audit.Record{Actor: actor, Action: "user.policy_roles", ObjectType: "user", ObjectID: userID,
+			Before: map[string]any{"policy_roles": old.PolicyRoles}, After: map[string]any{"policy_roles": u.PolicyRoles}})
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("set policy roles: %w", err)
+	}
+	return u, nil
+}
+
+// checkGrants checks held policy roles against the policy in force, when
+// the service was given one.
+func (s *Service) checkGrants(ctx context.Context, role Role, held []string) error {
+	if s.opt.PolicyGrants == nil || len(held) == 0 {
+		return nil
+	}
+	g, err := s.opt.PolicyGrants(ctx)
+	if err != nil {
+		return err
+	}
+	var v errs.Validation
+	g.check(&v, role, held)
+	return v.Err("invalid policy roles")
 }
 
 // endSessions signs user out everywhere, logging it when there was anything

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -22,11 +23,24 @@ type User struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
+	// PolicyRoles are the policy roles (it-manager, laboratory-director...)
+	// an admin has assigned the user: approving or signing off as one takes
+	// holding it. Never nil once read from storage.
+	PolicyRoles []string `json:"policy_roles"`
 }
 
 // Principal returns the user as an authenticated caller.
 func (u User) Principal() Principal {
-	return Principal{UserID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role}
+	return Principal{UserID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
+		PolicyRoles: slices.Clone(u.PolicyRoles)}
+}
+
+// same reports whether u and o store the same account.
+func (u User) same(o User) bool {
+	return u.ID == o.ID && u.Username == o.Username && u.DisplayName == o.DisplayName && u.Role == o.Role &&
+		u.Disabled == o.Disabled && u.CreatedAt.Equal(o.CreatedAt) && u.UpdatedAt.Equal(o.UpdatedAt) &&
+		(u.LastLoginAt == nil) == (o.LastLoginAt == nil) && (u.LastLoginAt == nil || u.LastLoginAt.Equal(*o.LastLoginAt)) &&
+		slices.Equal(u.PolicyRoles, o.PolicyRoles)
 }
 
 // NewUser is the input to CreateUser.
@@ -37,6 +51,8 @@ type NewUser struct {
 	// Password is the initial password; callers that have none generate one
 	// with BootstrapPassword and show it once.
 	Password string
+	// PolicyRoles are the policy roles the user holds from the start.
+	PolicyRoles []string
 }
 
 // UserUpdate changes some of a user's fields; nil fields stay as they are.
@@ -149,6 +165,7 @@ func (n *NewUser) Normalize() {
 	n.Username = NormalizeUsername(n.Username)
 	n.DisplayName = strings.TrimSpace(n.DisplayName)
 	n.Role = Role(strings.ToLower(strings.TrimSpace(string(n.Role))))
+	n.PolicyRoles = NormalizePolicyRoles(n.PolicyRoles)
 }
 
 // Validate reports every problem with n at once, so a form can mark all the
@@ -167,6 +184,7 @@ func (n NewUser) Validate() error {
 	if p := passwordProblem(n.Username, n.Password); p != "" {
 		v.Add("password", "%s", p)
 	}
+	policyRolesProblems(&v, n.PolicyRoles)
 	return v.Err("invalid user")
 }
 
@@ -199,4 +217,65 @@ func (u UserUpdate) Validate() error {
 		}
 	}
 	return v.Err("invalid user update")
+}
+
+// MaxPolicyRoleLen bounds a policy role name, as the policy file does not.
+const MaxPolicyRoleLen = 64
+
+// NormalizePolicyRoles trims each name; it keeps empty names and
+// duplicates, for Validate to report.
+func NormalizePolicyRoles(roles []string) []string {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, strings.TrimSpace(r))
+	}
+	return out
+}
+
+// policyRolesProblems adds what is wrong with a list of held policy
+// roles that can be told without the policy: empty, over-long or
+// repeated names.
+func policyRolesProblems(v *errs.Validation, roles []string) {
+	seen := map[string]bool{}
+	for i, r := range roles {
+		f := fmt.Sprintf("policy_roles[%d]", i)
+		switch {
+		case r == "":
+			v.Add(f, "is empty")
+		case len(r) > MaxPolicyRoleLen || !utf8.ValidString(r) || strings.ContainsFunc(r, unicode.IsControl):
+			v.Add(f, "is not a policy role name")
+		case seen[r]:
+			v.Add(f, "names %s twice", r)
+		}
+		seen[r] = true
+	}
+}
+
+// PolicyGrants maps each policy role of the policy in force to the
+// Patchward role it grants; the account service checks held policy roles
+// against it.
+type PolicyGrants map[string]Role
+
+// check adds each held role the policy does not define or whose grant
+// differs from role: an operator cannot hold laboratory-director, which
+// grants approver.
+func (g PolicyGrants) check(v *errs.Validation, role Role, held []string) {
+	for i, r := range held {
+		f := fmt.Sprintf("policy_roles[%d]", i)
+		switch grant, ok := g[r]; {
+		case !ok:
+			v.Add(f, "%q is not a role in the policy in force (roles: %s)", r, g.names())
+		case grant != role:
+			v.Add(f, "%s grants the Patchward role %s; the user has %s", r, grant, role)
+		}
+	}
+}
+
+func (g PolicyGrants) names() string {
+	names := make([]string, 0, len(g))
+	for n := range g {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -34,16 +35,20 @@ type authTx struct {
 	authReader
 }
 
-const userCols = `id, username, display_name, role, disabled, created_at, updated_at, last_login_at`
+const userCols = `id, username, display_name, role, disabled, created_at, updated_at, last_login_at, policy_roles`
 
 func scanUser(r rowScanner) (auth.User, error) {
 	var (
 		u     auth.User
 		role  string
 		login sql.NullTime
+		held  string
 	)
-	if err := r.Scan(&u.ID, &u.Username, &u.DisplayName, &role, &u.Disabled, &u.CreatedAt, &u.UpdatedAt, &login); err != nil {
+	if err := r.Scan(&u.ID, &u.Username, &u.DisplayName, &role, &u.Disabled, &u.CreatedAt, &u.UpdatedAt, &login, &held); err != nil {
 		return u, err
+	}
+	if err := json.Unmarshal([]byte(held), &u.PolicyRoles); err != nil {
+		return u, fmt.Errorf("decode policy roles of user %s: %w", u.ID, err)
 	}
 	u.Role = auth.Role(role)
 	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC(), timePtr(login)
@@ -191,8 +196,12 @@ func (r authReader) ListTokens(ctx context.Context, userID string) ([]auth.Token
 }
 
 func (t authTx) InsertUser(ctx context.Context, u *auth.User, passwordHash string) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.ID, u.Username, u.DisplayName, string(u.Role), u.Disabled, u.CreatedAt.UTC(), u.UpdatedAt.UTC(), nullTime(u.LastLoginAt), passwordHash)
+	held, err := policyRolesJSON(u.PolicyRoles)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		u.ID, u.Username, u.DisplayName, string(u.Role), u.Disabled, u.CreatedAt.UTC(), u.UpdatedAt.UTC(), nullTime(u.LastLoginAt), held, passwordHash)
 	if err != nil {
 		return fmt.Errorf("insert user %q: %w", u.Username, translate(err))
 	}
@@ -215,8 +224,25 @@ func (t authTx) execOne(ctx context.Context, what, id, q string, args ...any) er
 }
 
 func (t authTx) UpdateUser(ctx context.Context, u *auth.User) error {
-	return t.execOne(ctx, "user", u.ID, `UPDATE users SET display_name = $2, role = $3, disabled = $4, updated_at = $5 WHERE id = $1`,
-		u.ID, u.DisplayName, string(u.Role), u.Disabled, u.UpdatedAt.UTC())
+	held, err := policyRolesJSON(u.PolicyRoles)
+	if err != nil {
+		return err
+	}
+	return t.execOne(ctx, "user", u.ID, `UPDATE users SET display_name = $2, role = $3, disabled = $4, updated_at = $5, policy_roles = $6 WHERE id = $1`,
+		u.ID, u.DisplayName, string(u.Role), u.Disabled, u.UpdatedAt.UTC(), held)
+}
+
+// policyRolesJSON encodes held policy roles as the users.policy_roles
+// column keeps them: a JSON array, never null.
+func policyRolesJSON(roles []string) (string, error) {
+	if roles == nil {
+		roles = []string{}
+	}
+	b, err := json.Marshal(roles)
+	if err != nil {
+		return "", fmt.Errorf("encode policy roles: %w", err)
+	}
+	return string(b), nil
 }
 
 func (t authTx) SetPasswordHash(ctx context.Context, userID, passwordHash string, at time.Time) error {
