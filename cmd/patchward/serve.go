@@ -359,7 +359,7 @@ func serve(ctx context.Context, g *globals, f *serveFlags, cmd *cobra.Command) e
 type auditEntries struct{ svc *audit.Service }
 
 func (a auditEntries) Entries(ctx context.Context, q web.AuditQuery) ([]audit.Entry, int, error) {
-	p, err := a.svc.List(ctx, audit.Query{ObjectType: q.ObjectType, ObjectID: q.ObjectID, Actor: q.Actor,
+	p, err := a.svc.List(ctx, audit.Query{ObjectType: q.ObjectType, ObjectIDs: q.ObjectIDs, Actor: q.Actor,
 		Action: q.Action, Limit: q.Limit, Offset: q.Offset})
 	return p.Entries, p.Total, err
 }

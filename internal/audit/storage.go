@@ -63,6 +63,9 @@ type Query struct {
 	From, To   time.Time
 	ObjectType string
 	ObjectID   string
+	// ObjectIDs matches entries about any of these objects (a change and
+	// its rollout, say); with ObjectID, about any of them all.
+	ObjectIDs []string
 	// Actor matches the actor's ID or name exactly.
 	Actor  string
 	Action string

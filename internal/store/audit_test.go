@@ -384,6 +384,7 @@ func TestAuditList(t *testing.T) {
 				{"page", audit.Query{Limit: 3, Offset: 2}, []int64{5, 4, 3}, 8},
 				{"object type", audit.Query{ObjectType: "site"}, []int64{5, 0}, 2},
 				{"object", audit.Query{ObjectType: "asset", ObjectID: all[2].ObjectID}, []int64{3, 2}, 2},
+				{"related objects", audit.Query{ObjectIDs: []string{all[2].ObjectID, all[5].ObjectID}}, []int64{5, 3, 2, 0}, 4},
 				{"actor by name", audit.Query{Actor: "tech"}, []int64{7, 4, 3}, 3},
 				{"actor by id", audit.Query{Actor: "u2"}, []int64{7, 4, 3}, 3},
 				{"action", audit.Query{Action: "asset.create"}, []int64{4, 2}, 2},

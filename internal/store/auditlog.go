@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"context"
 	"database/sql"
 	"errors"
@@ -239,6 +240,15 @@ func (r auditReader) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, er
 	return cp, nil
 }
 
+// objectIDs is every object a query asks about.
+func objectIDs(q audit.Query) []string {
+	ids := slices.Clone(q.ObjectIDs)
+	if q.ObjectID != "" {
+		ids = append(ids, q.ObjectID)
+	}
+	return ids
+}
+
 // List counts and pages in two statements; the filters are the columns the
 // UI offers, newest first by seq because times can tie.
 func (r auditReader) List(ctx context.Context, q audit.Query) (audit.Page, error) {
@@ -259,8 +269,13 @@ func (r auditReader) List(ctx context.Context, q audit.Query) (audit.Page, error
 	if q.ObjectType != "" {
 		add("object_type = ?", q.ObjectType)
 	}
-	if q.ObjectID != "" {
-		add("object_id = ?", q.ObjectID)
+	if ids := objectIDs(q); len(ids) > 0 {
+		marks := make([]string, len(ids))
+		for i, id := range ids {
+			args = append(args, id)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		where = append(where, "object_id IN ("+strings.Join(marks, ", ")+")")
 	}
 	if q.Actor != "" {
 		add("(actor_id = ? OR actor_name = ?)", q.Actor)

@@ -19,11 +19,14 @@ import (
 const auditPageSize = 50
 
 type auditView struct {
-	ObjectType, ObjectID, Actor, Action string
-	Rows                                []auditRow
-	Total, First, Last                  int
-	PrevURL, NextURL                    string
-	Filtered                            bool
+	ObjectType, Actor, Action string
+	// ObjectIDs are the objects filtered on: one, or a change and its
+	// rollout.
+	ObjectIDs          []string
+	Rows               []auditRow
+	Total, First, Last int
+	PrevURL, NextURL   string
+	Filtered           bool
 	// Zone names the time zone the times are shown in.
 	Zone string
 }
@@ -41,8 +44,11 @@ type auditRow struct {
 
 func (ui *UI) auditPage(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	q := r.URL.Query()
-	v := auditView{ObjectType: q.Get("object_type"), ObjectID: q.Get("object_id"), Actor: q.Get("actor"), Action: q.Get("action")}
-	v.Filtered = v.ObjectType != "" || v.ObjectID != "" || v.Actor != "" || v.Action != ""
+	// Several object_id values ask about related objects at once: a
+	// change page links its change and its rollout this way.
+	ids := slices.DeleteFunc(slices.Clone(q["object_id"]), func(s string) bool { return s == "" })
+	v := auditView{ObjectType: q.Get("object_type"), ObjectIDs: ids, Actor: q.Get("actor"), Action: q.Get("action")}
+	v.Filtered = v.ObjectType != "" || len(ids) > 0 || v.Actor != "" || v.Action != ""
 	offset := 0
 	if s := q.Get("offset"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -55,7 +61,7 @@ func (ui *UI) auditPage(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	if err != nil {
 		return err
 	}
-	entries, total, err := ui.cfg.Audit.Entries(r.Context(), AuditQuery{ObjectType: v.ObjectType, ObjectID: v.ObjectID,
+	entries, total, err := ui.cfg.Audit.Entries(r.Context(), AuditQuery{ObjectType: v.ObjectType, ObjectIDs: ids,
 		Actor: v.Actor, Action: v.Action, Limit: auditPageSize, Offset: offset})
 	if err != nil {
 		return err

@@ -214,3 +214,24 @@ func TestTimesInSiteZone(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditViewerRelatedObjects: several object_id values ask about related
+// objects at once (a change and its rollout), and the filter form keeps
+// each one so refining the filter does not drop any.
+func TestAuditViewerRelatedObjects(t *testing.T) {
+	e := newEnv(t)
+	e.audit.entries = auditEntries(5)
+	doc := parse(t, e.get("/audit?object_id=a-chem&object_id=s-3", auth.RoleAuditor))
+	want := AuditQuery{ObjectIDs: []string{"a-chem", "s-3"}, Limit: auditPageSize}
+	if diff := cmp.Diff(want, e.audit.queries[len(e.audit.queries)-1]); diff != "" {
+		t.Errorf("query (-want +got):\n%s", diff)
+	}
+	if got := doc.Find("#audit-table tbody tr").Length(); got != 2 {
+		t.Errorf("rows = %d; want the entries of both objects", got)
+	}
+	var kept []string
+	doc.Find(`#audit-filters input[name="object_id"]`).Each(func(_ int, s *goquery.Selection) { kept = append(kept, s.AttrOr("value", "")) })
+	if diff := cmp.Diff([]string{"a-chem", "s-3"}, kept); diff != "" {
+		t.Errorf("filter form object ids (-want +got):\n%s", diff)
+	}
+}

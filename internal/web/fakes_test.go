@@ -256,7 +256,7 @@ func (f *fakeAudit) Entries(_ context.Context, q AuditQuery) ([]audit.Entry, int
 	var out []audit.Entry
 	for _, e := range f.entries {
 		if (q.ObjectType == "" || e.ObjectType == q.ObjectType) && (q.Action == "" || e.Action == q.Action) &&
-			(q.Actor == "" || e.Actor.Name == q.Actor) && (q.ObjectID == "" || e.ObjectID == q.ObjectID) {
+			(q.Actor == "" || e.Actor.Name == q.Actor) && (len(q.ObjectIDs) == 0 || slices.Contains(q.ObjectIDs, e.ObjectID)) {
 			out = append(out, e)
 		}
 	}

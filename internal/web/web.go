@@ -121,7 +121,8 @@ type ImportKind struct {
 // AuditQuery selects audit entries. Zero fields do not filter.
 type AuditQuery struct {
 	ObjectType string
-	ObjectID   string
+	// ObjectIDs are the objects asked about: entries about any of them.
+	ObjectIDs []string
 	// Actor matches the actor's name (username) or ID.
 	Actor string
 	// Action matches exactly, e.g. "asset.update".
