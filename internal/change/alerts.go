@@ -130,7 +130,7 @@ func (a *ProposalAlerts) Check(ctx context.Context) (int, error) {
 
 // alertText is the message: what, since when, where, and what fixes it.
 func alertText(p Proposal, loc *time.Location) (string, string) {
-	subject := fmt.Sprintf("Emergency proposal: %s (CISA KEV, %s) on %d asset(s)", p.VulnID, p.Tier, len(p.Assets))
+	subject := fmt.Sprintf("Emergency proposal: %s (CISA KEV, %s) on %s", p.VulnID, p.Tier, p.assetCount())
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s entered the %s tier through a CISA KEV listing at %s (score %.0f).\n\nAssets:\n",
 		p.VulnID, p.Tier, p.EnteredAt.In(loc).Format("Mon 2 Jan 2006 15:04 MST"), p.Score)

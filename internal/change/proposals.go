@@ -84,7 +84,7 @@ type ProposalAsset struct {
 // assets and patches filled in, everything people must decide (test
 // protocol, rollback plan, justification) left to the one who creates it.
 func (p Proposal) Draft() Change {
-	c := Change{Type: Emergency, Title: fmt.Sprintf("Emergency: %s (CISA KEV) on %d assets", p.VulnID, len(p.Assets)),
+	c := Change{Type: Emergency, Title: fmt.Sprintf("Emergency: %s (CISA KEV) on %s", p.VulnID, p.assetCount()),
 		Description: fmt.Sprintf("%s entered the %s tier through a CISA KEV listing on %s.", p.VulnID, p.Tier, p.EnteredAt.Format(time.RFC3339)),
 		Patches:     slices.Clone(p.Patches), Advisories: []string{p.VulnID}}
 	for _, a := range p.Assets {
@@ -94,6 +94,14 @@ func (p Proposal) Draft() Change {
 		}
 	}
 	return c
+}
+
+// assetCount is "1 asset" or "3 assets".
+func (p Proposal) assetCount() string {
+	if len(p.Assets) == 1 {
+		return "1 asset"
+	}
+	return fmt.Sprintf("%d assets", len(p.Assets))
 }
 
 // Proposals is the read model of emergency proposals.

@@ -113,6 +113,13 @@ func TestEmergencyProposals(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("EmergencyProposals (-want +got):\n%s", diff)
 		}
+		if title := got[1].Draft().Title; title != "Emergency: CVE-2026-1000 (CISA KEV) on 2 assets" {
+			t.Errorf("draft title = %q", title)
+		}
+		one := change.Proposal{VulnID: "CVE-2026-9", Assets: got[1].Assets[:1]}
+		if title := one.Draft().Title; title != "Emergency: CVE-2026-9 (CISA KEV) on 1 asset" {
+			t.Errorf("draft title for one asset = %q", title)
+		}
 		draft := got[1].Draft()
 		if draft.Type != change.Emergency || len(draft.Findings) != 2 || len(draft.Targets.Assets) != 2 || len(draft.Patches) != 1 {
 			t.Errorf("Draft = %+v; want an emergency change on both findings and assets with the openssl fix", draft)
