@@ -168,7 +168,7 @@ func (s *Service) GetEvidence(ctx context.Context, id, sum string) (Evidence, io
 }
 
 // SignOff gives one of the change's requested acceptance sign-offs. The
-// user signs as the policy role and must hold the Patchward role it grants;
+// user signs as the policy role and must hold it;
 // separation of duties applies as for approvals.
 func (s *Service) SignOff(ctx context.Context, u User, id, role, note string, revision int) (Change, error) {
 	pol, _, err := s.policies.Current(ctx)
@@ -195,8 +195,8 @@ func (s *Service) SignOff(ctx context.Context, u User, id, role, note string, re
 		if cur.SignOffs[i].At != nil {
 			return errs.E(errs.Conflict, "%s already signed off (%s)", role, cur.SignOffs[i].By)
 		}
-		if g := policyRoles(pol)[role]; g != u.Role {
-			return errs.E(errs.Forbidden, "signing off as %s needs the Patchward role %s; you have %s", role, g, u.Role)
+		if !u.holds(pol, role) {
+			return notHeld("signing off", role)
 		}
 		if pol.Policy().Approvals.SeparationOfDuties && cur.RequestedByID == u.Actor.ID {
 			return errs.E(errs.Forbidden, "you requested this change, so you cannot sign it off (policy approvals.separation_of_duties)")

@@ -15,12 +15,29 @@ import (
 	"github.com/patchward/patchward/internal/policy"
 )
 
-// User is who acts on a change: the audit actor and the Patchward role the
-// permissions and the policy's approval rules are checked against. It is
-// passed explicitly to every mutation, never taken from a context.
+// User is who acts on a change: the audit actor, the Patchward role the
+// permissions are checked against, and the policy roles the user holds,
+// which the policy's approval, sign-off and emergency rules are checked
+// against. It is passed explicitly to every mutation, never taken from a
+// context.
 type User struct {
 	Actor audit.Actor
 	Role  string
+	// PolicyRoles are the policy roles an admin assigned the user.
+	PolicyRoles []string
+}
+
+// holds reports whether u may act as the policy role: u holds it and it
+// still grants u's Patchward role (the policy or the account may have
+// changed since it was assigned).
+func (u User) holds(pol *policy.Compiled, role string) bool {
+	g, ok := policyRoles(pol)[role]
+	return ok && g == u.Role && slices.Contains(u.PolicyRoles, role)
+}
+
+// notHeld is the refusal for acting as a policy role u does not hold.
+func notHeld(what, role string) error {
+	return errs.E(errs.Forbidden, "%s as %s needs holding the %s policy role; you do not hold it (an admin assigns policy roles)", what, role, role)
 }
 
 func (u User) name() string {
@@ -214,17 +231,17 @@ func (s *Service) rate(ctx context.Context, findings []string) (RiskRating, erro
 	return r, nil
 }
 
-// canDeclareEmergency checks the policy's emergency authority: the user's
-// Patchward role must be granted by one of the roles it names.
+// canDeclareEmergency checks the policy's emergency authority: the user
+// must hold one of the roles it names.
 func canDeclareEmergency(pol *policy.Compiled, u User) error {
 	p := pol.Policy()
-	grants := policyRoles(pol)
 	for _, r := range p.Emergency.Authority {
-		if grants[r] == u.Role {
+		if u.holds(pol, r) {
 			return nil
 		}
 	}
-	return errs.E(errs.Forbidden, "only %s may declare an emergency change (policy emergency.authority)", strings.Join(p.Emergency.Authority, " or "))
+	return errs.E(errs.Forbidden, "only a holder of %s may declare an emergency change (policy emergency.authority); an admin assigns policy roles",
+		strings.Join(p.Emergency.Authority, " or "))
 }
 
 // Create records a new draft change.
@@ -382,10 +399,17 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 		if u.Actor.ID != cur.RequestedByID && !slices.Contains(cur.EditedBy, u.Actor.ID) {
 			next.EditedBy = append(slices.Clone(cur.EditedBy), u.Actor.ID)
 		}
-		expired := 0
+		expired, reason := 0, why
 		if EditWithdrawsApprovals(pol, cur) {
 			if expired, err = tx.ExpireApprovals(ctx, cur.ID, now, fmt.Sprintf("change edited (revision %d): %s", next.Revision, why)); err != nil {
 				return err
+			}
+			if expired > 0 {
+				noun := "approvals"
+				if expired == 1 {
+					noun = "approval"
+				}
+				reason = fmt.Sprintf("%s (%d %s withdrawn)", why, expired, noun)
 			}
 			if cur.State == Approved {
 				if next.State, err = Next(cur.State, ActReopen); err != nil {
@@ -404,7 +428,7 @@ func (s *Service) Update(ctx context.Context, u User, c Change, why string) (Cha
 		}
 		out = next
 		return tx.AppendAudit(ctx, audit.Record{Actor: u.Actor, Action: "change.update", ObjectType: "change", ObjectID: cur.ID,
-			Before: cur, After: map[string]any{"change": next, "approvals_expired": expired}, Reason: why})
+			Before: cur, After: next, Reason: reason})
 	})
 	if err != nil {
 		return Change{}, fmt.Errorf("update change %s: %w", c.ID, err)
@@ -684,38 +708,54 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 	return out, status, nil
 }
 
-// signAs picks and checks the policy role an approver signs as.
+// signAs picks and checks the policy role an approver signs as: one the
+// user holds and this change needs. Unnamed, it is the first of
+// SigningRoles.
 func signAs(pol *policy.Compiled, req Requirement, st ApprovalStatus, u User, as string) (string, error) {
-	grants := policyRoles(pol)
 	as = strings.TrimSpace(as)
 	if as != "" {
-		g, ok := grants[as]
+		_, ok := policyRoles(pol)[as]
 		switch {
 		case !ok:
 			return "", errs.E(errs.Invalid, "%q is not a role in the policy", as)
-		case g != u.Role:
-			return "", errs.E(errs.Forbidden, "signing as %s needs the Patchward role %s; you have %s", as, g, u.Role)
 		case !req.Relevant(as):
 			return "", errs.E(errs.Forbidden, "%s does not approve %s changes to these assets (approvers: %s)", as, req.Type, strings.Join(needed(req), ", "))
+		case !u.holds(pol, as):
+			return "", notHeld("signing", as)
 		}
 		return as, nil
 	}
-	// Unnamed: the class approvers still missing first, then the type's
-	// roles, among those the user's Patchward role carries.
-	var candidates []string
+	if roles := SigningRoles(pol, st, u); len(roles) > 0 {
+		return roles[0], nil
+	}
+	return "", errs.E(errs.Forbidden, "you hold none of the policy roles that approve this change (%s); an admin assigns policy roles", strings.Join(needed(req), ", "))
+}
+
+// SigningRoles returns the policy roles u may approve or reject the change
+// whose approvals stand at st as: those u holds that its requirement names,
+// best first. While the quorum is unmet the type's roles come first, then
+// the class approvers nobody has signed as yet, then the rest. Approve and
+// Reject sign as the first when none is named; the UI offers them all.
+func SigningRoles(pol *policy.Compiled, st ApprovalStatus, u User) []string {
+	req := st.Requirement
+	var order []string
+	if st.QuorumMet < req.Quorum {
+		order = append(order, req.Roles...)
+	}
 	for _, ca := range st.MissingClass {
-		candidates = append(candidates, ca.Role)
+		order = append(order, ca.Role)
 	}
-	candidates = append(candidates, req.Roles...)
+	order = append(order, req.Roles...)
 	for _, ca := range req.ClassApprovers {
-		candidates = append(candidates, ca.Role)
+		order = append(order, ca.Role)
 	}
-	for _, r := range candidates {
-		if grants[r] == u.Role {
-			return r, nil
+	var out []string
+	for _, r := range order {
+		if !slices.Contains(out, r) && u.holds(pol, r) {
+			out = append(out, r)
 		}
 	}
-	return "", errs.E(errs.Forbidden, "the %s role carries none of the roles that approve this change (%s)", u.Role, strings.Join(needed(req), ", "))
+	return out
 }
 
 func needed(req Requirement) []string {
