@@ -35,8 +35,10 @@ type KEVFinding struct {
 	Package      string
 	Version      string
 	FixedVersion string
-	Tier         string
-	Score        float64
+	// FixNote is the vendor's fix when it names no version.
+	FixNote string
+	Tier    string
+	Score   float64
 	// EnteredAt is the first risk event at or after the query's since that
 	// put it in the top tier for its KEV listing.
 	EnteredAt time.Time
@@ -78,6 +80,9 @@ type ProposalAsset struct {
 	Package      string `json:"package"`
 	Version      string `json:"version"`
 	FixedVersion string `json:"fixed_version,omitempty"`
+	// FixNote is the vendor's fix when it names no version ("update to
+	// 21.12 through the vendor"): the draft turns it into a manual task.
+	FixNote string `json:"fix_note,omitempty"`
 }
 
 // Draft is the emergency change the proposal stands for: its findings,
@@ -91,6 +96,12 @@ func (p Proposal) Draft() Change {
 		c.Findings = append(c.Findings, a.FindingID)
 		if !slices.Contains(c.Targets.Assets, a.AssetID) {
 			c.Targets.Assets = append(c.Targets.Assets, a.AssetID)
+		}
+		if a.FixedVersion == "" && a.FixNote != "" {
+			task := ManualTask{Description: a.AssetName + ": " + a.FixNote}
+			if !slices.ContainsFunc(c.Patches, func(p Patch) bool { return p.Manual != nil && p.Manual.Description == task.Description }) {
+				c.Patches = append(c.Patches, Patch{Manual: &task})
+			}
 		}
 	}
 	return c
@@ -159,7 +170,7 @@ func groupProposals(rows []KEVFinding) []Proposal {
 		}
 		seen[r.FindingID] = len(p.Assets)
 		p.Assets = append(p.Assets, ProposalAsset{AssetID: r.AssetID, AssetName: r.AssetName, FindingID: r.FindingID,
-			Package: r.Package, Version: r.Version, FixedVersion: r.FixedVersion})
+			Package: r.Package, Version: r.Version, FixedVersion: r.FixedVersion, FixNote: r.FixNote})
 		if r.FixedVersion != "" && !slices.ContainsFunc(p.Patches, func(x Patch) bool {
 			return x.Package == r.Package && x.Ecosystem == r.Ecosystem && x.TargetVersion == r.FixedVersion
 		}) {

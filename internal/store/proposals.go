@@ -32,7 +32,7 @@ var notLinked = map[Engine]string{
 // returns an aggregate of a TIMESTAMP column as text.
 func (s proposalStore) KEVTopTier(ctx context.Context, topTier string, since time.Time) ([]change.KEVFinding, error) {
 	q := `SELECT f.id, f.asset_id, COALESCE(a.name, ''), f.vuln_id, f.ecosystem, f.package, f.version, f.fixed_version,
-			fr.tier, fr.score, e.at
+			f.fix_note, fr.tier, fr.score, e.at
 		FROM finding_risk fr
 		JOIN findings f ON f.id = fr.finding_id
 		JOIN finding_risk_events e ON e.finding_id = fr.finding_id
@@ -50,7 +50,7 @@ func (s proposalStore) KEVTopTier(ctx context.Context, topTier string, since tim
 	for rows.Next() {
 		var k change.KEVFinding
 		if err := rows.Scan(&k.FindingID, &k.AssetID, &k.AssetName, &k.VulnID, &k.Ecosystem, &k.Package, &k.Version,
-			&k.FixedVersion, &k.Tier, &k.Score, &k.EnteredAt); err != nil {
+			&k.FixedVersion, &k.FixNote, &k.Tier, &k.Score, &k.EnteredAt); err != nil {
 			return nil, fmt.Errorf("read KEV top-tier findings: %w", translate(err))
 		}
 		k.EnteredAt = k.EnteredAt.UTC()
