@@ -399,3 +399,168 @@ func TestRolloutEmergencyNoSoak(t *testing.T) {
 		})
 	}
 }
+
+// TestRolloutManualRollback: rolling back a change applied by hand opens
+// a manual rollback task for each manual item recorded done (none for
+// one that failed), for the rollback plan's owner, with the previous
+// versions and the plan's steps; the rollout stays rolling back and the
+// change halted until every task has an outcome, each logged and
+// audited; a failed one halts the rollout naming the asset, and rolling
+// back again reopens it.
+func TestRolloutManualRollback(t *testing.T) {
+	setup := func(t *testing.T, assets map[string]bool) (*world, Rollout) {
+		w := newWorld(t, rolloutPolicy(t, oneRing), start2026)
+		var ids []string
+		for _, id := range []string{"s1", "m1", "m2", "m3"} {
+			if agent, ok := assets[id]; ok {
+				w.asset(id, "A", false, agent)
+				ids = append(ids, id)
+			}
+		}
+		c := w.change("c1", change.Normal, change.Scheduled, ids)
+		c.RollbackPlan = change.RollbackPlan{Owner: "it-technician", Triggers: []string{"LIS errors"},
+			Steps: []string{"stop the LIS interface", "reinstall the previous package", "restart and check QC"}}
+		w.changes.byID["c1"] = c
+		return w, w.start("c1")
+	}
+	record := func(t *testing.T, w *world, ro Rollout, id, outcome string) Rollout {
+		t.Helper()
+		got, err := w.eng.RecordManual(w.ctx, operator, ro.ID, w.item(w.get(ro.ID), id, ItemManual).ID, outcome, "by hand: "+outcome)
+		if err != nil {
+			t.Fatalf("RecordManual(%s, %s): %v", id, outcome, err)
+		}
+		return got
+	}
+	opened := func(t *testing.T, w *world, id string) LogEntry {
+		t.Helper()
+		log, _ := w.store.DeploymentLog(w.ctx, "c1", id)
+		for _, e := range log {
+			if e.Event == EventRollback {
+				return e
+			}
+		}
+		t.Fatalf("%s's deployment log has no rollback entry", id)
+		return LogEntry{}
+	}
+
+	t.Run("operator rollback", func(t *testing.T) {
+		w, ro := setup(t, map[string]bool{"s1": true, "m1": false, "m2": false})
+		w.report("s1", agentapi.JobInstall, fleet.JobSucceeded)
+		record(t, w, ro, "m1", ManualDone)
+		ro = record(t, w, ro, "m2", ManualFailed)
+		ro, err := w.eng.RollBack(w.ctx, operator, ro.ID, "LIS errors after the update")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ro.State != RolloutRollingBack {
+			t.Fatalf("RollBack = %s; want rolling_back", ro.State)
+		}
+		if it := w.item(ro, "m1", ItemManual); it.RollbackState != RollbackQueued {
+			t.Errorf("m1 (done by hand) rollback = %q; want queued", it.RollbackState)
+		}
+		if it := w.item(ro, "m2", ItemManual); it.RollbackState != RollbackNone {
+			t.Errorf("m2 (failed, not applied) rollback = %q; want none", it.RollbackState)
+		}
+		e := opened(t, w, "m1")
+		for _, want := range []string{"it-technician", "openssl to 3.0.11-1~deb12u2", "1. stop the LIS interface", "3. restart and check QC"} {
+			if !strings.Contains(e.Detail, want) {
+				t.Errorf("m1's rollback task %q does not say %q", e.Detail, want)
+			}
+		}
+		if recs := w.store.auditsOf("rollout.manual_rollback_open"); len(recs) != 1 || recs[0].Actor.ID != operator.Actor.ID {
+			t.Errorf("rollback tasks opened audited %+v; want one by the operator", recs)
+		}
+
+		// The agent's rollback alone does not roll the change back.
+		w.report("s1", agentapi.JobRollback, fleet.JobSucceeded)
+		w.clk.add(time.Minute)
+		w.tick()
+		if ro = w.get(ro.ID); ro.State != RolloutRollingBack || w.changes.state("c1") != change.Halted {
+			t.Fatalf("with m1's task open: rollout %s, change %s; want rolling_back, halted", ro.State, w.changes.state("c1"))
+		}
+
+		// A failed manual rollback halts it naming the asset; rolling back
+		// again reopens the task.
+		ro = record(t, w, ro, "m1", ManualFailed)
+		if ro.State != RolloutHalted || !strings.Contains(ro.Reason, "host-m1") || w.item(ro, "m1", ItemManual).RollbackState != RollbackFailed {
+			t.Fatalf("after a failed manual rollback: %s (%s); want halted naming host-m1", ro.State, ro.Reason)
+		}
+		if ro, err = w.eng.RollBack(w.ctx, operator, ro.ID, "second attempt with the vendor"); err != nil {
+			t.Fatal(err)
+		}
+		if it := w.item(ro, "m1", ItemManual); it.RollbackState != RollbackQueued || ro.State != RolloutRollingBack {
+			t.Fatalf("after rolling back again: rollout %s, m1 rollback %q; want rolling_back, queued", ro.State, it.RollbackState)
+		}
+		ro = record(t, w, ro, "m1", ManualDone)
+		if ro.State != RolloutRolledBack || w.changes.state("c1") != change.RolledBack {
+			t.Errorf("after the manual rollback: rollout %s, change %s; want rolled_back both", ro.State, w.changes.state("c1"))
+		}
+		if it := w.item(ro, "m1", ItemManual); it.RollbackState != RollbackDone || it.State != ItemDone || it.Note != "by hand: done" {
+			t.Errorf("m1 = %s, rollback %q, note %q; want done, rolled back, its install note kept", it.State, it.RollbackState, it.Note)
+		}
+		var events []string
+		log, _ := w.store.DeploymentLog(w.ctx, "c1", "m1")
+		for _, e := range log {
+			if e.Event == EventRolledBack || e.Event == EventRollbackKO {
+				events = append(events, e.Event+" by "+e.Actor+": "+e.Detail)
+			}
+		}
+		want := []string{EventRollbackKO + " by Olga Operator: by hand: failed", EventRolledBack + " by Olga Operator: by hand: done"}
+		if diff := cmp.Diff(want, events); diff != "" {
+			t.Errorf("m1's rollback outcomes in the log (-want +got):\n%s", diff)
+		}
+		if recs := w.store.auditsOf("rollout.manual_rollback"); len(recs) != 2 || recs[1].Reason != "by hand: done" {
+			t.Errorf("manual rollback outcomes audited %+v; want 2 with the notes", recs)
+		}
+	})
+
+	t.Run("automatic rollback on a gate halt", func(t *testing.T) {
+		w, ro := setup(t, map[string]bool{"m1": false, "m2": false, "m3": false})
+		record(t, w, ro, "m1", ManualDone)
+		record(t, w, ro, "m2", ManualFailed)
+		ro = record(t, w, ro, "m3", ManualFailed)
+		if ro.State != RolloutRollingBack || w.changes.state("c1") != change.Halted {
+			t.Fatalf("after the gate halted: rollout %s (%s), change %s; want rolling_back, halted", ro.State, ro.Reason, w.changes.state("c1"))
+		}
+		if e := opened(t, w, "m1"); e.Actor != Engine.Actor.Name || !strings.Contains(e.Detail, "auto_on_halt") {
+			t.Errorf("m1's rollback task opened by %q (%s); want the engine, saying why", e.Actor, e.Detail)
+		}
+		w.clk.add(time.Hour)
+		w.tick()
+		if st := w.get(ro.ID).State; st != RolloutRollingBack {
+			t.Fatalf("an hour later the rollout is %s; want still rolling_back", st)
+		}
+		ro = record(t, w, ro, "m1", ManualDone)
+		if ro.State != RolloutRolledBack || w.changes.state("c1") != change.RolledBack {
+			t.Errorf("rollout %s, change %s; want rolled_back both", ro.State, w.changes.state("c1"))
+		}
+	})
+}
+
+// TestRolloutManualEarly: a manual outcome recorded before the task's
+// planned start is accepted, and the deployment log and the audit trail
+// say so.
+func TestRolloutManualEarly(t *testing.T) {
+	w := newWorld(t, rolloutPolicy(t, oneRing), start2026) // Thursday
+	w.asset("m1", "A", false, false)
+	a := w.store.assets["m1"]
+	a.Window = "servers-weekly" // Sunday 02:00–06:00
+	w.store.assets["m1"] = a
+	w.change("c1", change.Normal, change.Scheduled, []string{"m1"})
+	ro := w.start("c1")
+	it := w.item(ro, "m1", ItemManual)
+	if it.PlannedStart == nil || !it.PlannedStart.After(w.clk.now()) {
+		t.Fatalf("m1 planned start = %v; want after %s", it.PlannedStart, w.clk.now())
+	}
+	if _, err := w.eng.RecordManual(w.ctx, operator, ro.ID, it.ID, ManualDone, "done on Thursday, the ward was empty"); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := w.store.DeploymentLog(w.ctx, "c1", "m1")
+	e := log[len(log)-1]
+	if want := "recorded before its planned start " + it.PlannedStart.Format(time.RFC3339); e.Event != EventManualDone || e.Deviation != want {
+		t.Errorf("log entry %s deviation %q; want %s with %q", e.Event, e.Deviation, EventManualDone, want)
+	}
+	if recs := w.store.auditsOf("rollout.manual_task"); len(recs) != 1 || recs[0].After.(map[string]any)["before_planned_start"] != true {
+		t.Errorf("manual outcome audited %+v; want it marked before_planned_start", recs)
+	}
+}

@@ -165,9 +165,10 @@ func (s *Rollouts) Abort(ctx context.Context, u change.User, id, why string) (Ro
 	})
 }
 
-// RollBack sends rollback jobs to every asset the rollout changed and
-// halts the change until they report; the change is rolled back when
-// they all succeed.
+// RollBack sends rollback jobs to every asset the rollout changed (a
+// manual rollback task where the change was applied by hand) and halts
+// the change until they report; the change is rolled back when they all
+// succeed.
 func (s *Rollouts) RollBack(ctx context.Context, u change.User, id, why string) (Rollout, error) {
 	if err := needWhy(why, "rolled back (which trigger fired)"); err != nil {
 		return Rollout{}, err
@@ -205,7 +206,12 @@ const (
 )
 
 // RecordManual records the outcome of an open manual task (done or
-// failed) with a note; the wave's gate counts it like a job's result.
+// failed) with a note; the wave's gate counts it like a job's result. An
+// outcome recorded before the task's planned start is accepted (people
+// do work early) and logged as a deviation. On a manual rollback task
+// (a done item the rollout is rolling back: its rollback is queued)
+// done means rolled back and failed a failed rollback, as a rollback
+// job's result would.
 func (s *Rollouts) RecordManual(ctx context.Context, u change.User, rolloutID, itemID, outcome, note string) (Rollout, error) {
 	if outcome != ManualDone && outcome != ManualFailed {
 		return Rollout{}, errs.E(errs.Invalid, "outcome must be %q or %q", ManualDone, ManualFailed)
@@ -225,19 +231,29 @@ func (s *Rollouts) RecordManual(ctx context.Context, u change.User, rolloutID, i
 		if it == nil {
 			return errs.E(errs.NotFound, "rollout %s has no item %q", rolloutID, itemID)
 		}
+		if it.Kind == ItemManual && it.RollbackState == RollbackQueued {
+			return r.recordRollback(ctx, u, *it, outcome, note)
+		}
 		if it.Kind != ItemManual || it.State != ItemOpen {
 			return errs.E(errs.Conflict, "item %s is a %s item that is %s; only an open manual task takes an outcome", itemID, it.Kind, it.State)
+		}
+		if !r.ro.State.Active() {
+			return refuse(r.ro, "record a manual task on")
 		}
 		item := *it
 		now := r.now
 		item.State, item.Outcome, item.Note, item.RecordedBy, item.FinishedAt = ItemDone, ManualDone, note, userName(u), &now
-		event, deviation := EventManualDone, ""
+		event, deviations := EventManualDone, []string(nil)
 		if outcome == ManualFailed {
-			item.State, item.Outcome, event, deviation = ItemFailed, ManualFailed, EventManualFail, "manual task failed"
+			item.State, item.Outcome, event, deviations = ItemFailed, ManualFailed, EventManualFail, []string{"manual task failed"}
+		}
+		early := item.PlannedStart != nil && now.Before(*item.PlannedStart)
+		if early {
+			deviations = append(deviations, "recorded before its planned start "+item.PlannedStart.Format(time.RFC3339))
 		}
 		return r.saveItem(ctx, item, &audit.Record{Actor: u.Actor, Action: "rollout.manual_task", ObjectType: "rollout", ObjectID: rolloutID,
-			After: map[string]any{"item": itemID, "asset_id": item.AssetID, "outcome": outcome}, Reason: note},
-			s.entry(r.ro, item, userName(u), event, deviation, note))
+			After: map[string]any{"item": itemID, "asset_id": item.AssetID, "outcome": outcome, "before_planned_start": early}, Reason: note},
+			s.entry(r.ro, item, userName(u), event, strings.Join(deviations, "; "), note))
 	})
 	if err != nil {
 		return Rollout{}, err
@@ -246,6 +262,20 @@ func (s *Rollouts) RecordManual(ctx context.Context, u change.User, rolloutID, i
 		return Rollout{}, err
 	}
 	return s.store.GetRollout(ctx, ro.ID)
+}
+
+// recordRollback records a manual rollback task's outcome: done rolls
+// the item back, failed fails its rollback (the rollout then halts
+// naming the asset, as for a failed rollback job).
+func (r *run) recordRollback(ctx context.Context, u change.User, it Item, outcome, note string) error {
+	it.RollbackState = RollbackDone
+	event, deviation := EventRolledBack, "rolled back"
+	if outcome == ManualFailed {
+		it.RollbackState, event, deviation = RollbackFailed, EventRollbackKO, "manual rollback failed"
+	}
+	return r.saveItem(ctx, it, &audit.Record{Actor: u.Actor, Action: "rollout.manual_rollback", ObjectType: "rollout", ObjectID: r.ro.ID,
+		After: map[string]any{"item": it.ID, "asset_id": it.AssetID, "outcome": outcome, "rollback_state": it.RollbackState}, Reason: note},
+		r.s.entry(r.ro, it, userName(u), event, deviation, note))
 }
 
 // PackageState is one package's convergence on an asset.

@@ -252,12 +252,8 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 		return Rollout{}, err
 	}
 	info := map[string]AssetInfo{}
-	var withAgent []string
 	for _, a := range infos {
 		info[a.ID] = a
-		if a.AgentID != "" {
-			withAgent = append(withAgent, a.ID)
-		}
 	}
 	var pkgs []agentapi.JobPackage
 	var manual []change.ManualTask
@@ -268,10 +264,12 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 			pkgs = append(pkgs, agentapi.JobPackage{Name: p.Package, TargetVersion: p.TargetVersion})
 		}
 	}
-	// The versions each agent's asset has now: what a rollback returns to.
+	// The versions each asset has now: what a rollback returns to, by
+	// job or, on an asset without an agent (known from a scan or an
+	// SBOM), by hand.
 	var installed map[string]map[string]InstalledPackage
-	if len(pkgs) > 0 && len(withAgent) > 0 {
-		if installed, err = s.store.Installed(ctx, withAgent, pkgNames(pkgs)); err != nil {
+	if len(pkgs) > 0 {
+		if installed, err = s.store.Installed(ctx, ids, pkgNames(pkgs)); err != nil {
 			return Rollout{}, err
 		}
 	}
@@ -294,15 +292,15 @@ func (s *Rollouts) plan(ctx context.Context, pol *policy.Compiled, c change.Chan
 				w.Items = append(w.Items, it)
 			}
 			if len(pkgs) > 0 {
+				prev := map[string]string{}
+				for n, v := range installed[a.ID] {
+					prev[n] = v.Version
+				}
 				if a.AgentID != "" {
-					prev := map[string]string{}
-					for n, v := range installed[a.ID] {
-						prev[n] = v.Version
-					}
 					add(Item{Kind: ItemAgent, AgentID: a.AgentID, Packages: slices.Clone(pkgs), Previous: prev})
 				} else {
 					owner := firstOf(a.Owner, c.RollbackPlan.Owner, c.RequestedBy)
-					add(Item{Kind: ItemManual, Packages: slices.Clone(pkgs), Owner: owner,
+					add(Item{Kind: ItemManual, Packages: slices.Clone(pkgs), Previous: prev, Owner: owner,
 						Task: "No enrolled agent: install " + pkgList(pkgs) + " by hand and record the outcome"})
 				}
 			}
@@ -574,6 +572,8 @@ type run struct {
 	now   time.Time
 	cal   *Calendar
 	lease *lease
+	// change is the rollout's change, read when a step needs it.
+	change *change.Change
 }
 
 // hold keeps the step's lease (Rollouts.hold) before a write or a call to
@@ -1396,7 +1396,7 @@ func (r *run) changedCount() int {
 	n := 0
 	for _, w := range r.ro.Waves {
 		for _, it := range w.Items {
-			if it.Kind == ItemAgent && it.State == ItemSucceeded && it.RollbackState == RollbackNone {
+			if it.changed() && it.RollbackState == RollbackNone {
 				n++
 			}
 		}
@@ -1404,11 +1404,55 @@ func (r *run) changedCount() int {
 	return n
 }
 
+// changed reports whether the item changed its asset: an agent's job
+// succeeded, or a person recorded the manual task done. A failed item
+// changed nothing and needs no rollback.
+func (it Item) changed() bool {
+	return (it.Kind == ItemAgent && it.State == ItemSucceeded) || (it.Kind == ItemManual && it.State == ItemDone)
+}
+
+// ManualRollbackTask is the task a person is given to roll back a manual
+// item that was done by hand: its owner is the rollback plan's (else the
+// item's, else the requester), its text the previous versions to return
+// to, as far as the inventory knew them, and the rollback plan's steps.
+func ManualRollbackTask(c change.Change, it Item) (owner, task string) {
+	owner = firstOf(c.RollbackPlan.Owner, it.Owner, c.RequestedBy)
+	var b strings.Builder
+	b.WriteString("Roll back by hand")
+	if len(it.Packages) > 0 {
+		back := make([]string, len(it.Packages))
+		for i, p := range it.Packages {
+			if v := it.Previous[p.Name]; v != "" {
+				back[i] = p.Name + " to " + v
+			} else {
+				back[i] = p.Name + " to its previous version (not known to the inventory)"
+			}
+		}
+		b.WriteString(": return " + strings.Join(back, ", "))
+	} else if it.Task != "" {
+		b.WriteString(": undo \"" + it.Task + "\"")
+	}
+	if steps := c.RollbackPlan.Steps; len(steps) > 0 {
+		b.WriteString(". Rollback plan: ")
+		for i, st := range steps {
+			if i > 0 {
+				b.WriteString(" ")
+			}
+			fmt.Fprintf(&b, "%d. %s", i+1, st)
+		}
+	} else {
+		b.WriteString(". The change's rollback plan names no steps")
+	}
+	b.WriteString(". Record the outcome.")
+	return owner, b.String()
+}
+
 // sendRollbacks queues a rollback job for each changed asset without one,
 // at the asset's next window slot (any time for an approved emergency
 // under an immediate emergency window), naming the versions the inventory
 // showed before the rollout; a package that was not installed then is
-// left for the agent's journal to resolve.
+// left for the agent's journal to resolve. A manual item done by hand
+// gets a manual rollback task instead (openRollbackTask).
 func (r *run) sendRollbacks(ctx context.Context, u change.User, reason string) error {
 	cal, err := r.calendar()
 	if err != nil {
@@ -1416,7 +1460,13 @@ func (r *run) sendRollbacks(ctx context.Context, u change.User, reason string) e
 	}
 	for wi := range r.ro.Waves {
 		for _, it := range r.ro.Waves[wi].Items {
-			if it.Kind != ItemAgent || it.State != ItemSucceeded || it.RollbackState != RollbackNone {
+			if !it.changed() || it.RollbackState != RollbackNone {
+				continue
+			}
+			if it.Kind == ItemManual {
+				if err := r.openRollbackTask(ctx, u, it, reason); err != nil {
+					return err
+				}
 				continue
 			}
 			info, err := r.s.store.AssetInfo(ctx, []string{it.AssetID})
@@ -1455,6 +1505,24 @@ func (r *run) sendRollbacks(ctx context.Context, u change.User, reason string) e
 	return nil
 }
 
+// openRollbackTask gives a manual item done by hand its rollback task
+// (ManualRollbackTask): its rollback is queued until a person records
+// the outcome (RecordManual), which the rollout waits for.
+func (r *run) openRollbackTask(ctx context.Context, u change.User, it Item, reason string) error {
+	if r.change == nil {
+		c, err := r.s.changes.Get(ctx, r.ro.ChangeID)
+		if err != nil {
+			return err
+		}
+		r.change = &c
+	}
+	owner, task := ManualRollbackTask(*r.change, it)
+	it.RollbackState = RollbackQueued
+	e := r.s.entry(r.ro, it, userName(u), EventRollback, "rollback", "manual rollback task for "+owner+": "+task+" ("+reason+")")
+	return r.saveItem(ctx, it, &audit.Record{Actor: u.Actor, Action: "rollout.manual_rollback_open", ObjectType: "rollout", ObjectID: r.ro.ID,
+		After: map[string]any{"item": it.ID, "asset_id": it.AssetID, "owner": owner, "task": task}, Reason: reason}, e)
+}
+
 // rollingBack finishes a rollback once every job out has reported: the
 // rollout and the change are rolled back, unless a rollback failed, which
 // leaves both halted for an operator with the assets named.
@@ -1465,7 +1533,11 @@ func (r *run) rollingBack(ctx context.Context) error {
 	var failed []string
 	for _, w := range r.ro.Waves {
 		for _, it := range w.Items {
-			if it.State == ItemQueued || it.State == ItemRunning || it.RollbackState == RollbackQueued || it.RollbackState == RollbackRunning {
+			// An open manual task waits too: whoever holds it may have
+			// applied the change already, and the rollout must not read
+			// rolled back until they say whether they did.
+			if it.State == ItemQueued || it.State == ItemRunning || it.State == ItemOpen ||
+				it.RollbackState == RollbackQueued || it.RollbackState == RollbackRunning {
 				return nil // still waiting
 			}
 			if it.RollbackState == RollbackFailed {
