@@ -158,6 +158,10 @@ type Wave struct {
 	Items        []Item     `json:"items"`
 }
 
+// Number is the wave's place in the rollout as people count it, from 1:
+// "Wave 1" is the first ring's, on the change page and the calendar.
+func (w Wave) Number() int { return w.Index + 1 }
+
 // Item is one asset's work in a wave: an agent job, or a manual task for a
 // person (an asset with no enrolled agent, or a vendor-mediated step).
 type Item struct {

@@ -119,8 +119,13 @@ type itemRow struct {
 	Due      when
 	Recorded when
 	LogURL   string
-	// Manual offers the done/failed form.
-	Manual bool
+	// Manual offers the done/failed form: on an open manual task, or on
+	// its rollback task while that is open (Rollback).
+	Manual   bool
+	Rollback bool
+	// RollbackOwner and RollbackTask describe a manual item's rollback
+	// task once the rollout rolls it back (deploy.ManualRollbackTask).
+	RollbackOwner, RollbackTask string
 }
 
 type rolloutOp struct {
@@ -171,6 +176,7 @@ func (ui *UI) deployment(ctx context.Context, p auth.Principal, changeID string,
 			}
 		}
 	}
+	var c *change.Change // read when a manual item has a rollback task
 	for _, w := range ro.Waves {
 		row := waveRow{Wave: w, Decided: org(w.DecidedAt), SoakUntil: org(w.WaitUntil), Start: org(w.PlannedStart), End: org(w.PlannedEnd)}
 		for _, it := range w.Items {
@@ -187,8 +193,19 @@ func (ui *UI) deployment(ctx context.Context, p auth.Principal, changeID string,
 				row.Skipped++
 			}
 			loc := zones.of(it.SiteID)
-			ir := itemRow{Item: it, LogURL: logURL(changeID, it.AssetID),
-				Manual: operate && it.Kind == deploy.ItemManual && it.State == deploy.ItemOpen}
+			rollbackOpen := it.Kind == deploy.ItemManual && it.RollbackState == deploy.RollbackQueued
+			ir := itemRow{Item: it, LogURL: logURL(changeID, it.AssetID), Rollback: operate && rollbackOpen,
+				Manual: operate && it.Kind == deploy.ItemManual && (it.State == deploy.ItemOpen || rollbackOpen)}
+			if it.Kind == deploy.ItemManual && it.RollbackState != deploy.RollbackNone {
+				if c == nil {
+					got, err := ui.cfg.Changes.Get(ctx, changeID)
+					if err != nil {
+						return nil, err
+					}
+					c = &got
+				}
+				ir.RollbackOwner, ir.RollbackTask = deploy.ManualRollbackTask(*c, it)
+			}
 			if it.PlannedStart != nil {
 				ir.Planned = whenAt(*it.PlannedStart, loc, now)
 			}

@@ -69,7 +69,7 @@ func (e *rolloutEnv) scheduled() string {
 		e.t.Fatal(err)
 	}
 	for _, a := range []struct{ who, as string }{{"u-appr-1", "security-officer"}, {"u-appr-2", "system-owner"}, {"u-appr-3", "laboratory-director"}} {
-		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: a.who, Name: a.who}, Role: "approver"}
+		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: a.who, Name: a.who}, Role: "approver", PolicyRoles: []string{a.as}}
 		if c, _, err = e.changes.Approve(ctx, u, id, change.Decision{As: a.as, Revision: c.Revision}); err != nil {
 			e.t.Fatalf("approve as %s: %v", a.as, err)
 		}
@@ -300,5 +300,69 @@ func TestOfferedUnderRollout(t *testing.T) {
 		if got := offeredUnderRollout(tc.act, tc.st); got != tc.want {
 			t.Errorf("offeredUnderRollout(%s, %s) = %v; want %v", tc.act, tc.st, got, tc.want)
 		}
+	}
+}
+
+// TestDeploymentManualRollback: waves are numbered from 1, as on the
+// calendar; rolling back a change applied by hand offers each done manual
+// item's rollback task, with its owner and text, in the same outcome
+// form, and the rollout stays rolling back until it is recorded.
+func TestDeploymentManualRollback(t *testing.T) {
+	e := newRolloutEnv(t)
+	id := e.scheduled()
+	doc := e.act(id, auth.RoleOperator, "start", "pilot first")
+	if got := text(doc.Find("#deployment .wave").First().Find("h3")); !strings.HasPrefix(got, "Wave 1: ring ") {
+		t.Errorf("first wave heading = %q; want Wave 1: ring …", got)
+	}
+	ctx := context.Background()
+	ro, err := e.rollouts.ByChange(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every open task is recorded done by hand: the change was applied.
+	var done []string
+	for _, w := range ro.Waves {
+		for _, it := range w.Items {
+			if it.State == deploy.ItemOpen {
+				if _, err := e.rollouts.RecordManual(ctx, user(auth.RoleOperator), ro.ID, it.ID, deploy.ManualDone, "installed by hand"); err != nil {
+					t.Fatal(err)
+				}
+				done = append(done, it.ID)
+			}
+		}
+	}
+	if len(done) == 0 {
+		t.Fatal("no open manual task to record")
+	}
+	vals := formValues(e.page(id, auth.RoleOperator).Find("#rollout-roll_back"))
+	vals.Set("why", "LIS errors after the update")
+	wantStatus(t, e.post("/changes/"+id+"/rollout", auth.RoleOperator, vals), http.StatusSeeOther)
+	doc = e.page(id, auth.RoleOperator)
+	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "rolling_back" {
+		t.Fatalf("after roll back: rollout %q; want rolling_back while the manual rollback is open", got)
+	}
+	for _, itemID := range done {
+		row := doc.Find(`#deployment tr[data-item-id="` + itemID + `"]`)
+		if got := text(row.Find(".rollback-task")); !strings.Contains(got, "Rollback task for") || !strings.Contains(got, "Roll back by hand") {
+			t.Errorf("item %s rollback task = %q", itemID, got)
+		}
+		form := row.Find("form.manual.rollback#manual-" + itemID)
+		if form.Length() != 1 || !strings.Contains(text(form.Find("button")), "Rolled back") {
+			t.Fatalf("item %s offers no rollback outcome form:\n%s", itemID, text(row))
+		}
+		if n := e.page(id, auth.RoleViewer).Find(`tr[data-item-id="` + itemID + `"] form`).Length(); n != 0 {
+			t.Errorf("a viewer is offered %d forms on the rollback task", n)
+		}
+		vals := formValues(form)
+		vals.Set("outcome", "done")
+		vals.Set("note", "previous package reinstalled from the vendor USB stick")
+		wantStatus(t, e.post("/changes/"+id+"/rollout/manual", auth.RoleOperator, vals), http.StatusSeeOther)
+	}
+	doc = e.page(id, auth.RoleViewer)
+	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "rolled_back" {
+		t.Errorf("after every rollback task: rollout %q; want rolled_back", got)
+	}
+	if got := text(doc.Find(".tags .chg")); got != "Rolled back" {
+		t.Errorf("change = %q; want Rolled back", got)
 	}
 }
