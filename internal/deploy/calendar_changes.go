@@ -118,7 +118,8 @@ type ChangeCalendar struct {
 // ChangeEntries lists the changes whose planned windows or rollout wave
 // slots overlap [from, to): scheduled, in-progress and halted changes, and
 // completed or rolled-back ones that ended (were last updated) at or after
-// from. A planned window naming a policy window
+// from. A change that ended or halted shows only up to when it did
+// (stoppedAt): its later windows and slots are not booked any more. A planned window naming a policy window
 // is its first occurrence not over when the rollout started (now for a
 // scheduled change, the last update for one without a rollout), read in
 // the window's zone (the calendar's for a "site" window). Wave slots are
@@ -221,7 +222,42 @@ func (c *Calendar) changeEntries(ctx context.Context, ch change.Change, rollouts
 	if ro != nil {
 		out = append(out, c.waveEntries(base, *ro, zones)...)
 	}
+	if stop, ok := stoppedAt(ch, ro); ok {
+		// Nothing more happens after a change ended or halted: what was
+		// booked after that is no longer booked, and a slot it was in the
+		// middle of ends there.
+		kept := out[:0]
+		for _, e := range out {
+			if !e.Start.Before(stop) {
+				continue
+			}
+			if e.End.After(stop) {
+				e.End = stop
+			}
+			kept = append(kept, e)
+		}
+		out = kept
+	}
 	return out, nil
+}
+
+// stoppedAt is when a change stopped being carried out: when its rollout
+// finished, else when the change last moved, for a change that ended
+// (completed, rolled back, cancelled) or halted. A halted change that
+// resumes is read again with its rollout's new plan.
+func stoppedAt(ch change.Change, ro *Rollout) (time.Time, bool) {
+	switch ch.State {
+	case change.Completed, change.RolledBack, change.Cancelled, change.Halted:
+	default:
+		return time.Time{}, false
+	}
+	if ro != nil && ro.FinishedAt != nil && ch.State != change.Halted {
+		return *ro.FinishedAt, true
+	}
+	if ch.UpdatedAt.IsZero() {
+		return time.Time{}, false
+	}
+	return ch.UpdatedAt, true
 }
 
 // nextOccurrence is the first occurrence of the named policy window that

@@ -183,6 +183,57 @@ func TestChangeEntries(t *testing.T) {
 	}
 }
 
+// TestChangeEntriesEnded: a change that was rolled back or halted shows
+// up to when it stopped; the windows and wave slots booked after that are
+// gone from the calendar (and so from its feed), and a slot it stopped in
+// ends there.
+func TestChangeEntriesEnded(t *testing.T) {
+	const chi = "America/Chicago"
+	c := newCalendar(t, policy.Default(), chi)
+	now := local(t, chi, "2026-03-24 10:00")
+	from, to := local(t, chi, "2026-03-01 00:00"), local(t, chi, "2026-06-01 00:00")
+	created := local(t, chi, "2026-03-18 09:00")
+	stopped := local(t, chi, "2026-03-22 02:30")
+	slot := func(day string) []Item {
+		s := local(t, chi, day+" 06:00")
+		return []Item{{AssetID: "pc-1", PlannedStart: ptr(local(t, chi, day+" 02:00")), PlannedEnd: ptr(local(t, chi, day+" 03:00")), SlotEnd: &s}}
+	}
+	changes := changeList{
+		{ID: "c-rb", Title: "Backed out", Type: change.Normal, State: change.RolledBack, CreatedAt: created, UpdatedAt: stopped.Add(time.Hour),
+			PlannedWindows: []change.PlannedWindow{{Start: ptr(local(t, chi, "2026-04-10 22:00")), End: ptr(local(t, chi, "2026-04-11 02:00")), TimeZone: chi}}},
+		{ID: "c-halted", Title: "On hold", Type: change.Normal, State: change.Halted, CreatedAt: created, UpdatedAt: stopped,
+			PlannedWindows: []change.PlannedWindow{{Window: "servers-weekly"}}},
+	}
+	rollouts := rolloutsByChange{
+		"c-rb": {ID: "r-rb", ChangeID: "c-rb", CreatedAt: created, FinishedAt: &stopped, Waves: []Wave{
+			{Index: 0, Ring: "pilot", State: WaveRolledBack, Items: slot("2026-03-22")},
+			{Index: 1, Ring: "low-risk", State: WaveRolledBack, Items: slot("2026-03-29")},
+		}},
+		"c-halted": {ID: "r-h", ChangeID: "c-halted", CreatedAt: created, Waves: []Wave{
+			{Index: 0, Ring: "pilot", State: WaveHalted, Items: slot("2026-03-22")},
+			{Index: 1, Ring: "low-risk", State: WavePending, Items: slot("2026-03-29")},
+		}},
+	}
+	got, err := c.ChangeEntries(context.Background(), changes, rollouts, []Asset{{ID: "pc-1"}}, from, to, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, e := range got.Entries {
+		loc := zone(t, e.Zone)
+		rows = append(rows, e.UID()+" "+e.Start.In(loc).Format("2006-01-02 15:04")+" – "+e.End.In(loc).Format("2006-01-02 15:04"))
+	}
+	want := []string{
+		// servers-weekly's Sunday night, cut when the change halted.
+		"change-c-halted-window-0@patchward 2026-03-22 02:00 – 2026-03-22 02:30",
+		"change-c-halted-wave-0-slot-0@patchward 2026-03-22 02:00 – 2026-03-22 02:30",
+		"change-c-rb-wave-0-slot-0@patchward 2026-03-22 02:00 – 2026-03-22 02:30",
+	}
+	if diff := gocmp.Diff(want, rows); diff != "" {
+		t.Errorf("ChangeEntries of stopped changes (-want +got):\n%s", diff)
+	}
+}
+
 type failingRollouts struct{ err error }
 
 func (f failingRollouts) ByChange(context.Context, string) (Rollout, error) { return Rollout{}, f.err }
