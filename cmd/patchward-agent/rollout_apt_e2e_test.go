@@ -37,9 +37,9 @@ import (
 // The people of the default policy, by the Patchward role its roles grant:
 // a technician requests, the IT manager and the security officer approve.
 var (
-	rolloutTech   = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-tech", Name: "tech"}, Role: "operator"}
-	rolloutITMgr  = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-itmgr", Name: "itmgr"}, Role: "admin"}
-	rolloutSecOff = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-secoff", Name: "secoff"}, Role: "approver"}
+	rolloutTech   = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-tech", Name: "tech"}, Role: "operator", PolicyRoles: []string{"it-technician"}}
+	rolloutITMgr  = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-itmgr", Name: "itmgr"}, Role: "admin", PolicyRoles: []string{"it-manager"}}
+	rolloutSecOff = change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-secoff", Name: "secoff"}, Role: "approver", PolicyRoles: []string{"security-officer"}}
 )
 
 // rolloutVuln is the local advisory's vulnerability.

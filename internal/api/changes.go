@@ -151,7 +151,7 @@ func noteOf(in ActionRequest) string {
 // changeUser is who acts on a change: the caller as the audit actor, and
 // their role for the service's and the policy's checks.
 func changeUser(r *http.Request, p auth.Principal) change.User {
-	return change.User{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role)}
+	return change.User{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role), PolicyRoles: p.PolicyRoles}
 }
 
 // changeRoutes serve change records: reading needs change:read; drafting,

@@ -58,6 +58,18 @@ func (req Requirement) Relevant(role string) bool {
 		slices.ContainsFunc(req.ClassApprovers, func(ca ClassApprover) bool { return ca.Role == role })
 }
 
+// Approvers returns every policy role whose approval counts for req: the
+// type's roles, then the class approvers'.
+func (req Requirement) Approvers() []string {
+	out := slices.Clone(req.Roles)
+	for _, ca := range req.ClassApprovers {
+		if !slices.Contains(out, ca.Role) {
+			out = append(out, ca.Role)
+		}
+	}
+	return out
+}
+
 // ApprovalStatus is how far a change's approvals meet its requirement.
 type ApprovalStatus struct {
 	Requirement Requirement `json:"requirement"`

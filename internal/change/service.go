@@ -719,7 +719,7 @@ func signAs(pol *policy.Compiled, req Requirement, st ApprovalStatus, u User, as
 		case !ok:
 			return "", errs.E(errs.Invalid, "%q is not a role in the policy", as)
 		case !req.Relevant(as):
-			return "", errs.E(errs.Forbidden, "%s does not approve %s changes to these assets (approvers: %s)", as, req.Type, strings.Join(needed(req), ", "))
+			return "", errs.E(errs.Forbidden, "%s does not approve %s changes to these assets (approvers: %s)", as, req.Type, strings.Join(req.Approvers(), ", "))
 		case !u.holds(pol, as):
 			return "", notHeld("signing", as)
 		}
@@ -728,7 +728,7 @@ func signAs(pol *policy.Compiled, req Requirement, st ApprovalStatus, u User, as
 	if roles := SigningRoles(pol, st, u); len(roles) > 0 {
 		return roles[0], nil
 	}
-	return "", errs.E(errs.Forbidden, "you hold none of the policy roles that approve this change (%s); an admin assigns policy roles", strings.Join(needed(req), ", "))
+	return "", errs.E(errs.Forbidden, "you hold none of the policy roles that approve this change (%s); an admin assigns policy roles", strings.Join(req.Approvers(), ", "))
 }
 
 // SigningRoles returns the policy roles u may approve or reject the change
@@ -753,16 +753,6 @@ func SigningRoles(pol *policy.Compiled, st ApprovalStatus, u User) []string {
 	for _, r := range order {
 		if !slices.Contains(out, r) && u.holds(pol, r) {
 			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func needed(req Requirement) []string {
-	out := slices.Clone(req.Roles)
-	for _, ca := range req.ClassApprovers {
-		if !slices.Contains(out, ca.Role) {
-			out = append(out, ca.Role)
 		}
 	}
 	return out

@@ -553,8 +553,8 @@ func TestBrowserChangeFromWorklist(t *testing.T) {
 	accounts := auth.NewService(db.Auth(), auth.Options{Params: auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	for _, u := range []auth.NewUser{
 		{Username: "lab-admin", DisplayName: "Lab Admin", Role: auth.RoleAdmin, Password: browserPassword},
-		{Username: "sec-officer", DisplayName: "Security Officer", Role: auth.RoleApprover, Password: browserPassword},
-		{Username: "ehr-owner", DisplayName: "EHR Owner", Role: auth.RoleApprover, Password: browserPassword},
+		{Username: "sec-officer", DisplayName: "Security Officer", Role: auth.RoleApprover, Password: browserPassword, PolicyRoles: []string{"security-officer"}},
+		{Username: "ehr-owner", DisplayName: "EHR Owner", Role: auth.RoleApprover, Password: browserPassword, PolicyRoles: []string{"system-owner"}},
 	} {
 		if _, err := accounts.CreateUser(ctx, audit.System, u); err != nil {
 			t.Fatal(err)

@@ -61,7 +61,7 @@ var _ ChangeService = (*change.Service)(nil)
 
 // changeUser is the principal as the change service knows them.
 func changeUser(r *http.Request, p auth.Principal) change.User {
-	return change.User{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role)}
+	return change.User{Actor: p.Actor(authn.ClientAddr(r)), Role: string(p.Role), PolicyRoles: p.PolicyRoles}
 }
 
 func changeURL(id string) string { return "/changes/" + url.PathEscape(id) }
@@ -1198,26 +1198,13 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 		}
 	}
 	if decidable {
-		grants := map[string]string{}
-		for _, r := range pol.Policy().Roles {
-			grants[r.Name] = r.Grants
-		}
-		var roles []string
-		for _, ca := range status.MissingClass {
-			roles = append(roles, ca.Role)
-		}
-		roles = append(roles, req.Roles...)
-		for _, ca := range req.ClassApprovers {
-			roles = append(roles, ca.Role)
-		}
-		for _, role := range cleanValues(roles) {
-			if grants[role] == string(p.Role) {
-				v.AsOptions = append(v.AsOptions, option{Value: role, Label: role})
-			}
+		for _, role := range change.SigningRoles(pol, status, changeUser(r, p)) {
+			v.AsOptions = append(v.AsOptions, option{Value: role, Label: role})
 		}
 		v.CanDecide = len(v.AsOptions) > 0
 		if !v.CanDecide {
-			v.DecideHint = fmt.Sprintf("Your role (%s) carries none of the policy roles that approve this change.", label(p.Role))
+			v.DecideHint = fmt.Sprintf("You hold none of the policy roles that approve this change (%s); an admin assigns policy roles.",
+				strings.Join(req.Approvers(), ", "))
 		}
 	}
 	if v.Deploy, err = ui.deployment(ctx, p, c.ID, zones); err != nil {

@@ -106,7 +106,7 @@ func newChangeEnvWith(t *testing.T, with func(db *store.DB, cfg *Config)) *chang
 // user is the change-service user a fake session's role signs in as.
 func user(r auth.Role) change.User {
 	p := principal(r)
-	return change.User{Actor: p.Actor(""), Role: string(r)}
+	return change.User{Actor: p.Actor(""), Role: string(r), PolicyRoles: p.PolicyRoles}
 }
 
 // newForm opens the new-change form for findings and returns it filled
@@ -320,7 +320,7 @@ func TestChangeFormValidation(t *testing.T) {
 	vals.Set("justification", "KEV-listed, exploited against peers")
 	w = e.post("/changes/new", auth.RoleOperator, vals)
 	wantStatus(t, w, http.StatusForbidden)
-	if got := text(parse(t, w).Find("#form-errors")); !strings.Contains(got, "only it-manager or security-officer may declare an emergency change") {
+	if got := text(parse(t, w).Find("#form-errors")); !strings.Contains(got, "only a holder of it-manager or security-officer may declare an emergency change") {
 		t.Errorf("authority error = %q", got)
 	}
 }
@@ -421,10 +421,10 @@ func TestChangeLifecycle(t *testing.T) {
 		t.Errorf("reject without note = %d", resp.StatusCode)
 	}
 	// The approver signs as security officer: the select offers only the
-	// roles their Patchward role carries.
+	// roles they hold.
 	doc = e.page(id, auth.RoleApprover)
 	opts := doc.Find("#decide-as option").Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("value", "") })
-	if diff := cmp.Diff([]string{"", "security-officer", "system-owner"}, opts); diff != "" {
+	if diff := cmp.Diff([]string{"", "security-officer"}, opts); diff != "" {
 		t.Errorf("sign-as options (-want +got):\n%s", diff)
 	}
 	if resp := e.decide(id, auth.RoleApprover, "approve", "security-officer", "Reviewed the rollback plan"); resp.StatusCode != http.StatusSeeOther {
@@ -487,7 +487,7 @@ func TestChangeLifecycle(t *testing.T) {
 
 	// The admin cannot approve (requester); the operator cannot either
 	// (no permission). The second approval comes from a second approver.
-	second := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-approver-2", Name: "approver2"}, Role: "approver"}
+	second := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: "u-approver-2", Name: "approver2"}, Role: "approver", PolicyRoles: []string{"system-owner"}}
 	cur, _ = e.changes.Get(context.Background(), id)
 	if _, _, err := e.changes.Approve(context.Background(), second, id, change.Decision{As: "system-owner", Revision: cur.Revision}); err != nil {
 		t.Fatal(err)
@@ -670,7 +670,7 @@ func (e *changeEnv) approveTwice(id string) {
 	ctx := context.Background()
 	for _, who := range []struct{ id, as string }{{"u-approver-1", "security-officer"}, {"u-approver-2", "system-owner"}} {
 		cur, _ := e.changes.Get(ctx, id)
-		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: who.id, Name: who.id}, Role: "approver"}
+		u := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: who.id, Name: who.id}, Role: "approver", PolicyRoles: []string{who.as}}
 		if _, _, err := e.changes.Approve(ctx, u, id, change.Decision{As: who.as, Revision: cur.Revision}); err != nil {
 			e.t.Fatalf("approve as %s: %v", who.as, err)
 		}
@@ -957,6 +957,48 @@ func TestChangeEditKeepsWhatFormCannotShow(t *testing.T) {
 
 // TestChangeDecisionOffered: separation of duties as the change page
 // applies it, by the service's rule: neither the requester nor an
+// TestChangeSignAsHeldRoles: the approve form's "Sign as" offers the
+// policy roles the user holds that the change needs, and nothing to a
+// user who holds none, with the reason.
+func TestChangeSignAsHeldRoles(t *testing.T) {
+	e := newChangeEnv(t)
+	id := e.draft("servers-weekly")
+	e.act(id, auth.RoleAdmin, "submit", "")
+	for _, tc := range []struct {
+		name     string
+		held     []string
+		wantOpts []string
+		wantHint string
+	}{
+		{"holds a needed role and one it does not need", []string{"laboratory-director", "system-owner"}, []string{"", "system-owner"}, ""},
+		{"holds two needed roles", []string{"system-owner", "security-officer"}, []string{"", "security-officer", "system-owner"}, ""},
+		{"holds none of them", []string{"laboratory-director"}, []string{},
+			"You hold none of the policy roles that approve this change (it-manager, security-officer, system-owner); an admin assigns policy roles."},
+		{"holds nothing", nil, []string{}, "an admin assigns policy roles"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := principal(auth.RoleApprover)
+			p.PolicyRoles = tc.held
+			e.accounts.mu.Lock()
+			e.accounts.sessions["tok-approver"] = p
+			e.accounts.mu.Unlock()
+			t.Cleanup(func() {
+				e.accounts.mu.Lock()
+				e.accounts.sessions["tok-approver"] = principal(auth.RoleApprover)
+				e.accounts.mu.Unlock()
+			})
+			doc := e.page(id, auth.RoleApprover)
+			opts := doc.Find("#decide-as option").Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("value", "") })
+			if diff := cmp.Diff(tc.wantOpts, opts); diff != "" {
+				t.Errorf("sign-as options (-want +got):\n%s", diff)
+			}
+			if got := text(doc.Find("#decide-hint")); !strings.Contains(got, tc.wantHint) {
+				t.Errorf("decide hint = %q; want it to contain %q", got, tc.wantHint)
+			}
+		})
+	}
+}
+
 // editor is offered the decision form, and both are told why; another
 // approver is offered it; a role without the right to approve sees
 // neither.

@@ -47,8 +47,16 @@ func newFakeAccounts() *fakeAccounts {
 	return f
 }
 
+// heldRoles are the policy roles each test principal holds: one of the
+// default policy's that grants its Patchward role.
+var heldRoles = map[auth.Role][]string{
+	auth.RoleAdmin:    {"it-manager"},
+	auth.RoleApprover: {"security-officer"},
+	auth.RoleOperator: {"it-technician"},
+}
+
 func principal(r auth.Role) auth.Principal {
-	return auth.Principal{UserID: "u-" + string(r), Username: string(r), DisplayName: "Pat " + string(r), Role: r}
+	return auth.Principal{UserID: "u-" + string(r), Username: string(r), DisplayName: "Pat " + string(r), Role: r, PolicyRoles: heldRoles[r]}
 }
 
 func (f *fakeAccounts) Login(_ context.Context, username, password, addr string) (string, auth.Principal, error) {
