@@ -1296,7 +1296,7 @@ func (r *run) halt(ctx context.Context, reason string, u change.User, byGate boo
 	if byGate {
 		body := fmt.Sprintf("The rollout of change %s halted: %s\n\nQueued jobs were cancelled.", r.ro.ChangeID, reason)
 		if r.pol.Policy().Rollback.AutoOnHalt {
-			body += " Rollback jobs are going out to the assets already changed (policy rollback.auto_on_halt)."
+			body += " Rollback jobs are going out to the assets already changed, and manual rollback tasks for those changed by hand (policy rollback.auto_on_halt)."
 		} else {
 			body += " Nothing was rolled back: an operator resumes, rolls back or aborts."
 		}

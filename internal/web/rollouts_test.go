@@ -252,12 +252,7 @@ func TestDeploymentSection(t *testing.T) {
 	vals.Set("why", "QC drift on the chemistry analyzer")
 	wantStatus(t, e.post("/changes/"+id+"/act", auth.RoleOperator, vals), http.StatusSeeOther)
 	doc = e.page(id, auth.RoleOperator)
-	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "halted" {
-		t.Errorf("rollout after the change's halt: %q; want halted", got)
-	}
-	if got := text(doc.Find(".tags .chg")); got != "Halted" {
-		t.Errorf("change after its halt = %q", got)
-	}
+	wantStates(t, "after the change's halt", doc, "halted", "Halted")
 	if got := ids(doc.Find("#actions form")); len(got) != 0 {
 		t.Errorf("change-level actions under a halted rollout: %v", got)
 	}
@@ -270,12 +265,7 @@ func TestDeploymentSection(t *testing.T) {
 	vals.Set("why", "Vendor withdrew the update")
 	wantStatus(t, e.post("/changes/"+id+"/rollout", auth.RoleOperator, vals), http.StatusSeeOther)
 	doc = e.page(id, auth.RoleOperator)
-	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "aborted" {
-		t.Errorf("after abort: %q", got)
-	}
-	if got := text(doc.Find(".tags .chg")); got != "Cancelled" {
-		t.Errorf("change after abort = %q", got)
-	}
+	wantStates(t, "after abort", doc, "aborted", "Cancelled")
 	if n := doc.Find("#rollout-ops form, form.manual, #rollout-steers").Length(); n != 0 {
 		t.Errorf("an aborted rollout still offers %d forms", n)
 	}
@@ -358,11 +348,17 @@ func TestDeploymentManualRollback(t *testing.T) {
 		vals.Set("note", "previous package reinstalled from the vendor USB stick")
 		wantStatus(t, e.post("/changes/"+id+"/rollout/manual", auth.RoleOperator, vals), http.StatusSeeOther)
 	}
-	doc = e.page(id, auth.RoleViewer)
-	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != "rolled_back" {
-		t.Errorf("after every rollback task: rollout %q; want rolled_back", got)
+	wantStates(t, "after every rollback task", e.page(id, auth.RoleViewer), "rolled_back", "Rolled back")
+}
+
+// wantStates checks the rollout's state and the change's state label on
+// a change page.
+func wantStates(t *testing.T, when string, doc *goquery.Document, rollout, chg string) {
+	t.Helper()
+	if got := doc.Find("#deployment").AttrOr("data-state", ""); got != rollout {
+		t.Errorf("%s: rollout %q; want %q", when, got, rollout)
 	}
-	if got := text(doc.Find(".tags .chg")); got != "Rolled back" {
-		t.Errorf("change = %q; want Rolled back", got)
+	if got := text(doc.Find(".tags .chg")); got != chg {
+		t.Errorf("%s: change %q; want %q", when, got, chg)
 	}
 }
