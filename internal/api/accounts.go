@@ -32,6 +32,17 @@ type NewUserRequest struct {
 	DisplayName string    `json:"display_name,omitempty"`
 	Role        auth.Role `json:"role"`
 	Password    string    `json:"password"`
+	// PolicyRoles are the policy roles the user holds from the start;
+	// each must grant Role.
+	PolicyRoles []string `json:"policy_roles,omitempty"`
+}
+
+// PolicyRolesRequest replaces the policy roles a user holds (it-manager,
+// laboratory-director...): approving or signing off as one takes holding
+// it. Each must be a role of the policy in force that grants the user's
+// Patchward role; an empty list takes them all away.
+type PolicyRolesRequest struct {
+	PolicyRoles []string `json:"policy_roles"`
 }
 
 // UserPatch changes some of a user's fields.
@@ -89,6 +100,13 @@ func (a *API) accountRoutes() []Route {
 			}},
 		{Method: "PATCH", Path: "/users/{id}", Tag: "users", Summary: "Change a user's display name, role or disabled flag", Perm: auth.PermUserAdmin,
 			Body: UserPatch{}, Resp: auth.User{}, Handle: a.patchUser},
+		{Method: "GET", Path: "/users/{id}/policy-roles", Tag: "users", Summary: "The policy roles a user holds", Perm: auth.PermUserAdmin,
+			Resp: PolicyRolesRequest{}, Handle: func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+				u, err := a.Accounts.GetUser(r.Context(), r.PathValue("id"))
+				return reply{w, http.StatusOK}.send(PolicyRolesRequest{PolicyRoles: u.PolicyRoles}, err)
+			}},
+		{Method: "PUT", Path: "/users/{id}/policy-roles", Tag: "users", Summary: "Set the policy roles a user holds (checked against the policy in force)",
+			Perm: auth.PermUserAdmin, Body: PolicyRolesRequest{}, Resp: auth.User{}, Handle: a.setPolicyRoles},
 		{Method: "PUT", Path: "/users/{id}/password", Tag: "users", Summary: "Reset a user's password (ends their sessions)", Perm: auth.PermUserAdmin,
 			Body: PasswordReset{}, Status: http.StatusNoContent, Handle: a.resetPassword},
 		{Method: "GET", Path: "/users/{id}/tokens", Tag: "users", Summary: "List a user's API tokens", Perm: auth.PermUserAdmin, Resp: []auth.Token{},
@@ -193,7 +211,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	u, err := a.Accounts.CreateUser(r.Context(), p.Actor(authn.ClientAddr(r)), auth.NewUser{
-		Username: in.Username, DisplayName: in.DisplayName, Role: in.Role, Password: in.Password})
+		Username: in.Username, DisplayName: in.DisplayName, Role: in.Role, Password: in.Password, PolicyRoles: in.PolicyRoles})
 	if err != nil {
 		return err
 	}
@@ -209,6 +227,14 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	return reply{w, http.StatusOK}.send(a.Accounts.UpdateUser(r.Context(), p.Actor(authn.ClientAddr(r)), r.PathValue("id"),
 		auth.UserUpdate{DisplayName: in.DisplayName, Role: in.Role, Disabled: in.Disabled}))
+}
+
+func (a *API) setPolicyRoles(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in PolicyRolesRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	return reply{w, http.StatusOK}.send(a.Accounts.SetPolicyRoles(r.Context(), p.Actor(authn.ClientAddr(r)), r.PathValue("id"), in.PolicyRoles))
 }
 
 func (a *API) resetPassword(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

@@ -98,16 +98,40 @@ var users = map[string]auth.Role{
 	"olga": auth.RoleOperator, "aud": auth.RoleAuditor, "vic": auth.RoleViewer,
 }
 
+// grantsOf is the policy in force's roles as the account service checks
+// held policy roles against them, as serve wires it.
+func grantsOf(p *policy.Service) func(context.Context) (auth.PolicyGrants, error) {
+	return func(ctx context.Context) (auth.PolicyGrants, error) {
+		c, _, err := p.Current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g := auth.PolicyGrants{}
+		for _, r := range c.Policy().Roles {
+			g[r.Name] = auth.Role(r.Grants)
+		}
+		return g, nil
+	}
+}
+
+// heldRoles are the policy roles the test's people hold; approving as one
+// takes holding it.
+var heldRoles = map[string][]string{
+	"root": {"it-manager"}, "ann": {"security-officer"}, "bob": {"security-officer", "system-owner"},
+	"cat": {"system-owner", "laboratory-director"}, "olga": {"it-technician"},
+}
+
 func newRiskEnv(t *testing.T, db *store.DB) *riskEnv {
 	t.Helper()
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)}
-	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap})
+	policies := policy.NewService(db.Policies(), clock.Now)
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap, PolicyGrants: grantsOf(policies)})
 	inv := inventory.NewService(db.Inventory(), nil)
 	findings := match.NewService(db.Findings(), nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &api.API{Inventory: inv, Accounts: accounts, Findings: findings, Advisories: db.Feeds(), Log: log, Version: "test"}
-	a.Policies = policy.NewService(db.Policies(), clock.Now)
+	a.Policies = policies
 	intel := fakeIntel{
 		"CVE-2024-0001": {CVSS: &advisory.Severity{Type: "CVSS_V3", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Score: 9.8},
 			KEV: &advisory.KEV{CVE: "CVE-2024-0001", DateAdded: clock.t.AddDate(0, 0, -3), DueDate: clock.t.AddDate(0, 0, 18)}},
@@ -117,7 +141,7 @@ func newRiskEnv(t *testing.T, db *store.DB) *riskEnv {
 	a.Risk = risk.NewService(db.Risk(), a.Policies, intel, risk.Options{Targets: risk.Targets{Findings: findings, Inventory: inv}, Now: clock.Now, Log: log})
 	e := &riskEnv{t: t, db: db, a: a, clock: clock, tokens: map[string]string{}}
 	for name, role := range users {
-		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: name, Role: role, Password: "correct horse battery " + name})
+		u, err := accounts.CreateUser(ctx, audit.System, auth.NewUser{Username: name, Role: role, Password: "correct horse battery " + name, PolicyRoles: heldRoles[name]})
 		if err != nil {
 			t.Fatalf("CreateUser(%s): %v", name, err)
 		}
