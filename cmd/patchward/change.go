@@ -45,11 +45,11 @@ func changeUser(ctx context.Context, db *store.DB, username string, perm auth.Pe
 	if strings.TrimSpace(username) == "" {
 		return change.User{}, errs.E(errs.Invalid, "--as USERNAME is required: changes are drafted, decided and carried out by named Patchward users")
 	}
-	r, err := actingUser(ctx, db, username, perm)
+	u, err := actingAccount(ctx, db, username, perm)
 	if err != nil {
 		return change.User{}, err
 	}
-	return change.User{Actor: r.Actor, Role: r.Role}, nil
+	return change.User{Actor: cliUserActor(u), Role: string(u.Role), PolicyRoles: u.PolicyRoles}, nil
 }
 
 func newChangeCmd(g *globals) *cobra.Command {

@@ -82,8 +82,24 @@ func TestChangeCLI(t *testing.T) {
 			dir := t.TempDir()
 			key := filepath.Join(dir, "audit.key")
 			mustCLI(t, dsn, key, "migrate")
-			for _, u := range [][2]string{{"root", "admin"}, {"ann", "approver"}, {"bob", "approver"}, {"olga", "operator"}, {"vic", "viewer"}} {
-				mustCLI(t, dsn, key, "user", "create", "--username", u[0], "--role", u[1])
+			for _, u := range [][3]string{{"root", "admin", "it-manager"}, {"ann", "approver", "security-officer"}, {"bob", "approver"}, {"olga", "operator"}, {"vic", "viewer"}} {
+				args := []string{"user", "create", "--username", u[0], "--role", u[1]}
+				if u[2] != "" {
+					args = append(args, "--policy-role", u[2])
+				}
+				mustCLI(t, dsn, key, args...)
+			}
+			// Policy roles are checked against the policy in force.
+			for _, tc := range []struct{ user, set, msg string }{
+				{"olga", "laboratory-director", "grants the Patchward role approver; the user has operator"},
+				{"bob", "chief-of-staff", "not a role in the policy in force"},
+				{"bob", "system-owner,system-owner", "twice"},
+			} {
+				_, err := runCLI(t, dsn, key, "user", "policy-roles", "--username", tc.user, "--set", tc.set)
+				wantCLIErr(t, "policy-roles --set "+tc.set, err, errs.Invalid, tc.msg)
+			}
+			if out := mustCLI(t, dsn, key, "user", "policy-roles", "--username", "bob", "--set", "system-owner,laboratory-director"); !strings.Contains(out, "bob (approver) holds policy roles: system-owner, laboratory-director") {
+				t.Errorf("policy-roles --set output = %q", out)
 			}
 			asset := seedChangeAsset(t, dsn)
 			var protocol []map[string]any

@@ -46,6 +46,14 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 			}
 			ownerPW = ""
 		}
+		// Approving as a policy role takes holding it: the admin is the IT
+		// manager, the approver the security officer, the owner the system
+		// owner.
+		for name, role := range map[string]string{"admin": "it-manager", demoApprover: "security-officer", demoOwner: "system-owner"} {
+			if err := a.holdDemoRole(ctx, name, role); err != nil {
+				return err
+			}
+		}
 		if err := a.seedDemoChange(ctx, out); err != nil {
 			return err
 		}
@@ -61,6 +69,22 @@ func seedDemo(ctx context.Context, a *app, out io.Writer) error {
 	}
 	if ownerPW != "" {
 		fmt.Fprintf(out, "Demo system owner created (the second approval a normal change needs). Sign in with:\n  username: %s\n  password: %s\n(shown once)\n\n", demoOwner, ownerPW)
+	}
+	return nil
+}
+
+// holdDemoRole gives the demo user username the policy role, unless they
+// hold it already.
+func (a *app) holdDemoRole(ctx context.Context, username, role string) error {
+	u, err := a.accounts.UserByName(ctx, username)
+	if err != nil {
+		return fmt.Errorf("demo user %s: %w", username, err)
+	}
+	if slices.Contains(u.PolicyRoles, role) {
+		return nil
+	}
+	if _, err := a.accounts.SetPolicyRoles(ctx, demoSeeder, u.ID, append(slices.Clone(u.PolicyRoles), role)); err != nil {
+		return fmt.Errorf("demo user %s as %s: %w", username, role, err)
 	}
 	return nil
 }
@@ -189,9 +213,9 @@ func (a *app) seedDemoChange(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return change.User{}, fmt.Errorf("demo change: %w", err)
 		}
-		return change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username}, Role: string(u.Role)}, nil
+		return change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username}, Role: string(u.Role), PolicyRoles: u.PolicyRoles}, nil
 	}
-	requester := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: admin.ID, Name: admin.Username}, Role: string(admin.Role)}
+	requester := change.User{Actor: audit.Actor{Kind: audit.ActorUser, ID: admin.ID, Name: admin.Username}, Role: string(admin.Role), PolicyRoles: admin.PolicyRoles}
 	secOff, err := person(demoApprover)
 	if err != nil {
 		return err

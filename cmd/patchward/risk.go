@@ -309,24 +309,37 @@ func printExplanation(w io.Writer, ex risk.Explanation, asset string) error {
 // keeps the policy's approver roles and separation of duties meaningful, and
 // the audit entry records the operating-system user who ran it as well.
 func actingUser(ctx context.Context, db *store.DB, username string, perm auth.Permission) (risk.Requester, error) {
-	if strings.TrimSpace(username) == "" {
-		return risk.Requester{}, errs.E(errs.Invalid, "--as USERNAME is required: exceptions are requested and decided by named Patchward users")
-	}
-	u, err := newAuthService(db).UserByName(ctx, username)
-	if errs.KindOf(err) == errs.NotFound {
-		return risk.Requester{}, errs.E(errs.NotFound, "--as %s: no such Patchward user", username)
-	}
+	u, err := actingAccount(ctx, db, username, perm)
 	if err != nil {
 		return risk.Requester{}, err
 	}
+	return risk.Requester{Actor: cliUserActor(u), Role: string(u.Role)}, nil
+}
+
+// actingAccount is the account --as names, enabled and holding perm.
+func actingAccount(ctx context.Context, db *store.DB, username string, perm auth.Permission) (auth.User, error) {
+	if strings.TrimSpace(username) == "" {
+		return auth.User{}, errs.E(errs.Invalid, "--as USERNAME is required: exceptions are requested and decided by named Patchward users")
+	}
+	u, err := newAuthService(db).UserByName(ctx, username)
+	if errs.KindOf(err) == errs.NotFound {
+		return auth.User{}, errs.E(errs.NotFound, "--as %s: no such Patchward user", username)
+	}
+	if err != nil {
+		return auth.User{}, err
+	}
 	if u.Disabled {
-		return risk.Requester{}, errs.E(errs.Forbidden, "--as %s: the account is disabled", u.Username)
+		return auth.User{}, errs.E(errs.Forbidden, "--as %s: the account is disabled", u.Username)
 	}
 	if !u.Role.Can(perm) {
-		return risk.Requester{}, errs.E(errs.Forbidden, "--as %s: role %s lacks the %s permission", u.Username, u.Role, perm)
+		return auth.User{}, errs.E(errs.Forbidden, "--as %s: role %s lacks the %s permission", u.Username, u.Role, perm)
 	}
-	return risk.Requester{Actor: audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username, Addr: cliActor().Name},
-		Role: string(u.Role)}, nil
+	return u, nil
+}
+
+// cliUserActor is the audit actor for u acting from the command line.
+func cliUserActor(u auth.User) audit.Actor {
+	return audit.Actor{Kind: audit.ActorUser, ID: u.ID, Name: u.Username, Addr: cliActor().Name}
 }
 
 func newExceptionCmd(g *globals) *cobra.Command {

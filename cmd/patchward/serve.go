@@ -123,12 +123,12 @@ type appOptions struct {
 func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptions) (*app, error) {
 	a := &app{db: db}
 	a.inventory = inventory.NewService(db.Inventory(), nil)
-	a.accounts = auth.NewService(db.Auth(), auth.Options{})
+	a.policies = policy.NewService(db.Policies(), nil)
+	a.accounts = auth.NewService(db.Auth(), auth.Options{PolicyGrants: policyGrants(a.policies)})
 	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
 	a.findings = pwmatch.NewService(db.Findings(), nil)
 	a.watcher = pwmatch.NewWatcher(a.findings, db.Feeds(), feedFingerprint(db.Feeds()), log)
-	a.policies = policy.NewService(db.Policies(), nil)
 	a.risk = risk.NewService(db.Risk(), a.policies, pwmatch.ServiceIntel{Svc: a.findings},
 		risk.Options{Targets: risk.Targets{Findings: a.findings, Inventory: a.inventory}, Log: log})
 	a.rescorer = risk.NewWatcher(a.risk, log)

@@ -19,6 +19,7 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/errs"
+	"github.com/patchward/patchward/internal/policy"
 	"github.com/patchward/patchward/internal/store"
 )
 
@@ -31,7 +32,7 @@ func newUserCmd(g *globals) *cobra.Command {
 		Use:   "user",
 		Short: "Manage local user accounts and API tokens",
 	}
-	cmd.AddCommand(newUserCreateCmd(g), newUserListCmd(g), newUserSetRoleCmd(g),
+	cmd.AddCommand(newUserCreateCmd(g), newUserListCmd(g), newUserSetRoleCmd(g), newUserPolicyRolesCmd(g),
 		newUserEnableCmd(g, "disable", true), newUserEnableCmd(g, "enable", false),
 		newUserResetPasswordCmd(g), newUserTokenCmd(g))
 	return cmd
@@ -60,7 +61,27 @@ func (g *globals) withAuth(ctx context.Context, fn func(*auth.Service) error) er
 	return fn(newAuthService(db))
 }
 
-func newAuthService(db *store.DB) *auth.Service { return auth.NewService(db.Auth(), auth.Options{}) }
+// newAuthService is the account service on db, checking the policy roles
+// given to users against the policy in force, as the server does.
+func newAuthService(db *store.DB) *auth.Service {
+	return auth.NewService(db.Auth(), auth.Options{PolicyGrants: policyGrants(policyService(db))})
+}
+
+// policyGrants is the policy in force's roles and the Patchward role each
+// grants, for the account service to check held policy roles against.
+func policyGrants(p *policy.Service) func(context.Context) (auth.PolicyGrants, error) {
+	return func(ctx context.Context) (auth.PolicyGrants, error) {
+		c, _, err := p.Current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g := auth.PolicyGrants{}
+		for _, r := range c.Policy().Roles {
+			g[r.Name] = auth.Role(r.Grants)
+		}
+		return g, nil
+	}
+}
 
 // readPassword reads one line from r, for --password-stdin, so a password
 // never appears in the process list or shell history.
@@ -115,6 +136,9 @@ func newUserCreateCmd(g *globals) *cobra.Command {
 				}
 				w := cmd.OutOrStdout()
 				fmt.Fprintf(w, "created user %s (%s)\n", u.Username, u.Role)
+				if len(u.PolicyRoles) > 0 {
+					fmt.Fprintf(w, "holds policy roles: %s\n", strings.Join(u.PolicyRoles, ", "))
+				}
 				if generated {
 					printGenerated(w, n.Password)
 				}
@@ -126,6 +150,7 @@ func newUserCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&n.Username, "username", "", "login name: 3-64 of a-z, 0-9, . _ - @")
 	f.StringVar(&role, "role", "", "role: "+roleNames())
 	f.StringVar(&n.DisplayName, "display-name", "", "name shown in the UI and reports")
+	f.StringArrayVar(&n.PolicyRoles, "policy-role", nil, "a policy role the user holds (it-manager, laboratory-director...); repeatable; it must grant --role")
 	f.BoolVar(&stdin, "password-stdin", false, "read the password from the first line of standard input")
 	_ = cmd.MarkFlagRequired("username")
 	_ = cmd.MarkFlagRequired("role")
@@ -212,6 +237,44 @@ func newUserSetRoleCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&role, "role", "", "new role: "+roleNames())
 	_ = cmd.MarkFlagRequired("username")
 	_ = cmd.MarkFlagRequired("role")
+	return cmd
+}
+
+// newUserPolicyRolesCmd is `user policy-roles`: show, or with --set
+// replace, the policy roles a user holds. Approving or signing off a
+// change as a policy role takes holding it.
+func newUserPolicyRolesCmd(g *globals) *cobra.Command {
+	var (
+		username string
+		set      []string
+	)
+	cmd := &cobra.Command{
+		Use:   "policy-roles --username NAME [--set ROLE,ROLE]",
+		Short: "Show or set the policy roles a user holds (checked against the policy in force)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withAuth(cmd.Context(), func(svc *auth.Service) error {
+				u, err := svc.UserByName(cmd.Context(), username)
+				if err != nil {
+					return err
+				}
+				if cmd.Flags().Changed("set") {
+					if u, err = svc.SetPolicyRoles(cmd.Context(), cliActor(), u.ID, set); err != nil {
+						return err
+					}
+				}
+				held := strings.Join(u.PolicyRoles, ", ")
+				if held == "" {
+					held = "none"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) holds policy roles: %s\n", u.Username, u.Role, held)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&username, "username", "", "the user")
+	cmd.Flags().StringSliceVar(&set, "set", nil, "replace the held roles with these, comma-separated (--set= for none)")
+	_ = cmd.MarkFlagRequired("username")
 	return cmd
 }
 
