@@ -124,7 +124,7 @@ func buildApp(db *store.DB, signer *audit.Signer, log *slog.Logger, opt appOptio
 	a := &app{db: db}
 	a.inventory = inventory.NewService(db.Inventory(), nil)
 	a.policies = policy.NewService(db.Policies(), nil)
-	a.accounts = auth.NewService(db.Auth(), auth.Options{PolicyGrants: policyGrants(a.policies)})
+	a.accounts = auth.NewService(db.Auth(), auth.Options{PolicyGrants: a.policies.Grants})
 	a.audit = audit.NewService(db.Audit(), signer.Verifier(), nil)
 	a.checkpoints = audit.NewCheckpointer(db.Audit(), signer, nil, log)
 	a.findings = pwmatch.NewService(db.Findings(), nil)

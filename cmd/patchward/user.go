@@ -19,7 +19,6 @@ import (
 	"github.com/patchward/patchward/internal/audit"
 	"github.com/patchward/patchward/internal/auth"
 	"github.com/patchward/patchward/internal/errs"
-	"github.com/patchward/patchward/internal/policy"
 	"github.com/patchward/patchward/internal/store"
 )
 
@@ -61,26 +60,21 @@ func (g *globals) withAuth(ctx context.Context, fn func(*auth.Service) error) er
 	return fn(newAuthService(db))
 }
 
+// withUser runs fn with an account service and the account username names.
+func (g *globals) withUser(ctx context.Context, username string, fn func(*auth.Service, auth.User) error) error {
+	return g.withAuth(ctx, func(svc *auth.Service) error {
+		u, err := svc.UserByName(ctx, username)
+		if err != nil {
+			return err
+		}
+		return fn(svc, u)
+	})
+}
+
 // newAuthService is the account service on db, checking the policy roles
 // given to users against the policy in force, as the server does.
 func newAuthService(db *store.DB) *auth.Service {
-	return auth.NewService(db.Auth(), auth.Options{PolicyGrants: policyGrants(policyService(db))})
-}
-
-// policyGrants is the policy in force's roles and the Patchward role each
-// grants, for the account service to check held policy roles against.
-func policyGrants(p *policy.Service) func(context.Context) (auth.PolicyGrants, error) {
-	return func(ctx context.Context) (auth.PolicyGrants, error) {
-		c, _, err := p.Current(ctx)
-		if err != nil {
-			return nil, err
-		}
-		g := auth.PolicyGrants{}
-		for _, r := range c.Policy().Roles {
-			g[r.Name] = auth.Role(r.Grants)
-		}
-		return g, nil
-	}
+	return auth.NewService(db.Auth(), auth.Options{PolicyGrants: policyService(db).Grants})
 }
 
 // readPassword reads one line from r, for --password-stdin, so a password
@@ -253,11 +247,8 @@ func newUserPolicyRolesCmd(g *globals) *cobra.Command {
 		Short: "Show or set the policy roles a user holds (checked against the policy in force)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withAuth(cmd.Context(), func(svc *auth.Service) error {
-				u, err := svc.UserByName(cmd.Context(), username)
-				if err != nil {
-					return err
-				}
+			return g.withUser(cmd.Context(), username, func(svc *auth.Service, u auth.User) error {
+				var err error
 				if cmd.Flags().Changed("set") {
 					if u, err = svc.SetPolicyRoles(cmd.Context(), cliActor(), u.ID, set); err != nil {
 						return err
@@ -417,11 +408,7 @@ func newTokenListCmd(g *globals) *cobra.Command {
 		Short: "List a user's API tokens",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withAuth(cmd.Context(), func(svc *auth.Service) error {
-				u, err := svc.UserByName(cmd.Context(), username)
-				if err != nil {
-					return err
-				}
+			return g.withUser(cmd.Context(), username, func(svc *auth.Service, u auth.User) error {
 				ts, err := svc.ListTokens(cmd.Context(), u.ID)
 				if err != nil {
 					return err

@@ -98,22 +98,6 @@ var users = map[string]auth.Role{
 	"olga": auth.RoleOperator, "aud": auth.RoleAuditor, "vic": auth.RoleViewer,
 }
 
-// grantsOf is the policy in force's roles as the account service checks
-// held policy roles against them, as serve wires it.
-func grantsOf(p *policy.Service) func(context.Context) (auth.PolicyGrants, error) {
-	return func(ctx context.Context) (auth.PolicyGrants, error) {
-		c, _, err := p.Current(ctx)
-		if err != nil {
-			return nil, err
-		}
-		g := auth.PolicyGrants{}
-		for _, r := range c.Policy().Roles {
-			g[r.Name] = auth.Role(r.Grants)
-		}
-		return g, nil
-	}
-}
-
 // heldRoles are the policy roles the test's people hold; approving as one
 // takes holding it.
 var heldRoles = map[string][]string{
@@ -126,7 +110,7 @@ func newRiskEnv(t *testing.T, db *store.DB) *riskEnv {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)}
 	policies := policy.NewService(db.Policies(), clock.Now)
-	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap, PolicyGrants: grantsOf(policies)})
+	accounts := auth.NewService(db.Auth(), auth.Options{Params: cheap, PolicyGrants: policies.Grants})
 	inv := inventory.NewService(db.Inventory(), nil)
 	findings := match.NewService(db.Findings(), nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

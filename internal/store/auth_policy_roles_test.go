@@ -16,16 +16,6 @@ import (
 	"github.com/patchward/patchward/internal/store"
 )
 
-// defaultGrants is the default policy's roles as the account service
-// checks held policy roles against them.
-func defaultGrants(context.Context) (auth.PolicyGrants, error) {
-	g := auth.PolicyGrants{}
-	for _, r := range policy.Default().Policy().Roles {
-		g[r.Name] = auth.Role(r.Grants)
-	}
-	return g, nil
-}
-
 // TestAuthPolicyRoles: an admin assigns policy roles; each must be a role
 // of the policy that grants the user's Patchward role; the assignment is
 // stored, audited with before and after, and reaches the principal.
@@ -33,7 +23,7 @@ func TestAuthPolicyRoles(t *testing.T) {
 	eachAuth(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
 		ctx := context.Background()
 		clk := &testClock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-		svc := auth.NewService(db.Auth(), auth.Options{Now: clk.now, Params: cheapParams, PolicyGrants: defaultGrants})
+		svc := auth.NewService(db.Auth(), auth.Options{Now: clk.now, Params: cheapParams, PolicyGrants: func(context.Context) (auth.PolicyGrants, error) { return policy.Default().Grants(), nil }})
 		sys := audit.System
 		appr, err := svc.CreateUser(ctx, sys, auth.NewUser{Username: "sec", Role: auth.RoleApprover, Password: "a long enough password",
 			PolicyRoles: []string{" security-officer "}})
