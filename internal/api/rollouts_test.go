@@ -243,8 +243,9 @@ func TestRolloutAPI(t *testing.T) {
 			t.Errorf("not converged after abort = %+v; want the LIS, skipped", nc)
 		}
 
-		// Roll back: nothing was installed, so the rollback ends at once
-		// and the change is rolled back.
+		// Roll back: the LIS task is still open, so nobody knows yet
+		// whether it was applied; the rollout waits for its outcome, then
+		// (not applied) ends and the change is rolled back.
 		c3, ro3 := e.started("olga")
 		got, _ = e.rolloutAct("olga", ro3.ID, "rollback", api.RolloutActionRequest{Why: "trigger: connectivity loss"}, http.StatusOK)
 		if got.State != deploy.RolloutRollingBack {
@@ -257,8 +258,14 @@ func TestRolloutAPI(t *testing.T) {
 		_, eb = e.rolloutAct("olga", ro3.ID, "pause", api.RolloutActionRequest{Why: "x"}, http.StatusConflict)
 		wantMsg(t, "pause a rolling-back rollout", eb, "cannot pause a rollout that is rolling back")
 		e.tick()
+		if got := e.rollout(c3.ID); got.State != deploy.RolloutRollingBack {
+			t.Errorf("rollback with the task still open: rollout %s; want rolling_back until its outcome", got.State)
+		}
+		e.do("olga", "POST", "/rollouts/"+ro3.ID+"/items/"+manualItem(t, ro3).ID+"/manual",
+			api.ManualOutcomeRequest{Outcome: deploy.ManualFailed, Note: "not applied before the rollback"}, http.StatusOK, nil)
+		e.tick()
 		if got := e.rollout(c3.ID); got.State != deploy.RolloutRolledBack {
-			t.Errorf("after the engine's step: rollout %s; want rolled_back", got.State)
+			t.Errorf("after the task's outcome and the engine's step: rollout %s; want rolled_back", got.State)
 		}
 		e.do("aud", "GET", "/changes/"+c3.ID, nil, http.StatusOK, &cur)
 		if cur.State != change.RolledBack {
@@ -351,15 +358,27 @@ func TestChangeMovesFollowRollout(t *testing.T) {
 		_, eb = e.act("olga", r.Change, "resume", map[string]any{"why": "x"}, http.StatusConflict)
 		wantMsg(t, "resume a cancelled change", eb, "cancelled is final")
 
-		// Roll back: the rollout rolls back, and with nothing installed the
-		// engine's step in the same request rolls the change back.
-		c2, _ := e.started("olga")
+		// Roll back: the rollout rolls back and the change halts; once the
+		// LIS task, still open, is recorded as not applied, the engine's
+		// next step rolls both back.
+		c2, ro2 := e.started("olga")
 		_, eb = e.act("olga", c2, "rollback", nil, http.StatusBadRequest)
 		if eb.Fields["why"] == "" {
 			t.Errorf("rollback without why: fields = %v", eb.Fields)
 		}
 		r, _ = e.act("olga", c2, "rollback", map[string]any{"why": "trigger: abnormal QC"}, http.StatusOK)
-		agree("rollback", r, change.RolledBack, deploy.RolloutRolledBack)
+		agree("rollback with an open task", r, change.Halted, deploy.RolloutRollingBack)
+		e.do("olga", "POST", "/rollouts/"+ro2.ID+"/items/"+manualItem(t, ro2).ID+"/manual",
+			api.ManualOutcomeRequest{Outcome: deploy.ManualFailed, Note: "not applied before the rollback"}, http.StatusOK, nil)
+		e.tick()
+		if got := e.rollout(c2.ID); got.State != deploy.RolloutRolledBack {
+			t.Errorf("rollback after the task's outcome: rollout %s; want rolled_back", got.State)
+		}
+		var back change.Change
+		e.do("aud", "GET", "/changes/"+c2.ID, nil, http.StatusOK, &back)
+		if back.State != change.RolledBack {
+			t.Errorf("change after the rollback = %s; want rolled_back", back.State)
+		}
 
 		// Complete once the rollout awaits a missing sign-off.
 		body := e.draftJSON(change.Normal, e.lis.ID)
