@@ -644,7 +644,7 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 		if err != nil {
 			return err
 		}
-		if cur.Type == Emergency && cur.Emergency != nil && now.After(cur.Emergency.GoNoGoBy) {
+		if GoNoGoExpired(cur, now) {
 			return errs.E(errs.Conflict, "the emergency change's go/no-go deadline passed at %s: it expired unapproved; cancel it and declare a new one",
 				cur.Emergency.GoNoGoBy.Format(time.RFC3339))
 		}
@@ -927,4 +927,10 @@ func (s *Service) Cancel(ctx context.Context, u User, id string, st Step) (Chang
 		return Change{}, err
 	}
 	return s.transition(ctx, u, id, ActCancel, st, nil, nil)
+}
+
+// GoNoGoExpired reports whether c is an emergency change whose go/no-go
+// time box ran out at now: it can no longer be approved or rejected.
+func GoNoGoExpired(c Change, now time.Time) bool {
+	return c.Type == Emergency && c.Emergency != nil && now.After(c.Emergency.GoNoGoBy)
 }

@@ -961,6 +961,21 @@ func (ui *UI) updateChange(w http.ResponseWriter, r *http.Request, p auth.Princi
 
 // ---- the change page ----
 
+// goNoGoNote words where an emergency's go/no-go stands for its page.
+func goNoGoNote(c change.Change, by when, now time.Time) string {
+	switch {
+	case c.State == change.Rejected:
+		return "no-go: rejected"
+	case c.State == change.Cancelled:
+		return "cancelled"
+	case c.State != change.Draft && c.State != change.Submitted:
+		return "met: approved in time"
+	case change.GoNoGoExpired(c, now):
+		return "expired " + by.Span + " ago, unapproved"
+	}
+	return "in " + by.Span
+}
+
 type changeView struct {
 	C change.Change
 	// ManualDue is each patch's manual-task due date as a day in the site
@@ -974,7 +989,10 @@ type changeView struct {
 	Updated   when
 	GoNoGo    when
 	Declared  when
-	Timeline  []transitionRow
+	// GoNoGoNote says where the time box stands: "in 3 hours", "expired
+	// 20 minutes ago, unapproved", "met: approved in time", "no-go".
+	GoNoGoNote string
+	Timeline   []transitionRow
 	// Approval status and the decision form.
 	Approvals   []approvalRow
 	Status      change.ApprovalStatus
@@ -1127,6 +1145,7 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	}
 	if c.Emergency != nil {
 		v.GoNoGo, v.Declared = at(c.Emergency.GoNoGoBy), at(c.Emergency.DeclaredAt)
+		v.GoNoGoNote = goNoGoNote(c, v.GoNoGo, now)
 		if rv := c.Emergency.PostIncidentReview; rv != nil {
 			v.Review, v.ReviewAt = rv, at(rv.At)
 		}
@@ -1190,6 +1209,9 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 		v.StillNeeded = append(v.StillNeeded, fmt.Sprintf("%s (for %s)", ca.Role, ca.Class))
 	}
 	decidable := c.State == change.Submitted && p.Can(auth.PermChangeApprove)
+	if decidable && change.GoNoGoExpired(c, now) {
+		v.Separated, decidable = fmt.Sprintf("The go/no-go deadline passed (%s): this emergency change can no longer be approved or rejected. Cancel it and declare a new one if the fix is still needed.", v.GoNoGo.Text), false
+	}
 	if decidable {
 		// Separation of duties is the service's rule: the form is not
 		// offered to whoever it would refuse, and they are told why.

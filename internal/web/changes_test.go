@@ -1060,3 +1060,51 @@ func TestChangeManualDueInSiteZone(t *testing.T) {
 		t.Errorf("edit form task_due = %q; want 2026-04-15", v.Get("task_due"))
 	}
 }
+
+// TestGoNoGoOnChangePage: an emergency's go/no-go says where it stands —
+// counting down, expired (and then nobody is offered a decision the
+// service would refuse), or met once approved.
+func TestGoNoGoOnChangePage(t *testing.T) {
+	var late time.Time
+	e := newChangeEnvWith(t, func(_ *store.DB, cfg *Config) {
+		cfg.Now = func() time.Time {
+			if late.IsZero() {
+				return riskNow
+			}
+			return late
+		}
+	})
+	vals, _ := e.newForm(auth.RoleAdmin, "type=emergency&finding=f-ssl-pc")
+	vals.Set("justification", "KEV-listed, exploited against clinics")
+	id := e.create(auth.RoleAdmin, vals)
+	c, err := e.changes.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.changes.Submit(context.Background(), user(auth.RoleAdmin), id, change.Step{Why: "go/no-go", Revision: c.Revision}); err != nil {
+		t.Fatal(err)
+	}
+	doc := e.page(id, auth.RoleApprover)
+	if got := text(doc.Find("#go-no-go-note")); got != "in 4 hours" || doc.Find("#decide-form").Length() != 1 {
+		t.Errorf("before the deadline: note %q, decide forms %d; want in 4 hours and the form", got, doc.Find("#decide-form").Length())
+	}
+
+	late = riskNow.Add(5 * time.Hour)
+	doc = e.page(id, auth.RoleApprover)
+	if got := text(doc.Find("#go-no-go-note")); got != "expired 1 hour ago, unapproved" {
+		t.Errorf("after the deadline: note %q", got)
+	}
+	if doc.Find("#decide-form").Length() != 0 || !strings.Contains(text(doc.Find("#own-change")), "can no longer be approved or rejected") {
+		t.Errorf("after the deadline the approver is offered a decision, or not told why: %q", text(doc.Find("#own-change")))
+	}
+
+	late = time.Time{}
+	c, _ = e.changes.Get(context.Background(), id)
+	if _, _, err := e.changes.Approve(context.Background(), user(auth.RoleApprover), id, change.Decision{Revision: c.Revision}); err != nil {
+		t.Fatal(err)
+	}
+	late = riskNow.Add(5 * time.Hour)
+	if got := text(e.page(id, auth.RoleViewer).Find("#go-no-go-note")); got != "met: approved in time" {
+		t.Errorf("after a timely approval: note %q", got)
+	}
+}
