@@ -1232,6 +1232,11 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	if v.Deploy, err = ui.deployment(ctx, p, c.ID, zones); err != nil {
 		return v, err
 	}
+	if v.Audit != "" && v.Deploy != nil {
+		// The rollout's entries (start, manual outcomes, halts, rollback)
+		// are the change's history too.
+		v.Audit = "/audit?" + url.Values{"object_id": {c.ID, v.Deploy.R.ID}}.Encode()
+	}
 	for _, m := range change.MovesFrom(c.State) {
 		info, ok := actionInfo[m.Action]
 		if !ok || !p.Can(info.perm) {

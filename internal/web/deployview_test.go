@@ -92,7 +92,7 @@ func tp(t time.Time) *time.Time { return &t }
 func TestDeploymentRendering(t *testing.T) {
 	fr := &fakeRollouts{}
 	jobs := fakeJobs{}
-	e := newChangeEnvWith(t, func(_ *store.DB, cfg *Config) { cfg.Rollouts, cfg.Jobs = fr, jobs })
+	e := newChangeEnvWith(t, func(_ *store.DB, cfg *Config) { cfg.Rollouts, cfg.Jobs, cfg.Audit = fr, jobs, &fakeAudit{} })
 	vals, _ := e.newForm(auth.RoleOperator, "finding=f-ssl-pc")
 	id := e.create(auth.RoleOperator, vals)
 	pc := e.ids["Front desk PC"]
@@ -121,6 +121,10 @@ func TestDeploymentRendering(t *testing.T) {
 		{ChangeID: id, AssetID: pc, At: start, Actor: "rollout engine", Event: deploy.EventJobQueued, JobID: "job-pc", Packages: pkgs},
 		{ChangeID: id, AssetID: pc, At: start.Add(20 * time.Minute), Actor: "agent a-7", Event: deploy.EventFailed, JobID: "job-pc", Deviation: "failed",
 			Detail: "post-check service lis-client not running", Steps: []deploy.LogStep{{Name: "install", ExitCode: 0, OK: true}, {Name: "post-check", ExitCode: 3, OK: false}}},
+	}
+	// The change's audit history takes in its rollout's entries.
+	if href := e.page(id, auth.RoleAuditor).Find(`a.button:contains("Audit history")`).AttrOr("href", ""); href != "/audit?object_id="+id+"&object_id=ro-1" {
+		t.Errorf("audit history link = %q; want the change and its rollout", href)
 	}
 	jobs["job-pc"] = fleet.JobDetail{Job: fleet.Job{ID: "job-pc", State: fleet.JobFailed, Reason: "post-check failed"}, Results: []fleet.Result{{
 		Attempt: 1, ReceivedAt: start.Add(20 * time.Minute), Installed: map[string]string{"openssl": "3.0.13-1"},
