@@ -1,12 +1,12 @@
 package store
 
 import (
-	"slices"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 
