@@ -132,6 +132,29 @@ func windowsText(ws []change.PlannedWindow, loc *time.Location) string {
 	return strings.Join(parts, ", ")
 }
 
+// nextOpenings names when each policy window among ws next opens after
+// now, in the site zone; windows the policy no longer has are left out.
+func nextOpenings(pol *policy.Compiled, ws []change.PlannedWindow, loc *time.Location, now time.Time) []string {
+	var out []string
+	for _, w := range ws {
+		pw, ok := pol.Window(w.Window)
+		if w.Window == "" || !ok {
+			continue
+		}
+		slots, err := pw.Slots(loc, now, now.AddDate(0, 0, 100))
+		if err != nil {
+			continue
+		}
+		for _, sl := range slots {
+			if sl.End.After(now) {
+				out = append(out, w.Window+": "+whenAt(sl.Start, loc, now).Text)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // ---- the change form: new and edit ----
 
 // blankPatchRows, blankTaskRows and blankCaseRows are how many blank rows
@@ -989,6 +1012,9 @@ type changeView struct {
 	Updated   when
 	GoNoGo    when
 	Declared  when
+	// NextOpenings says when each named planned window next opens, for a
+	// change waiting for it ("servers-weekly: Sun 29 Nov 2026, 02:00 CST").
+	NextOpenings []string
 	// GoNoGoNote says where the time box stands: "in 3 hours", "expired
 	// 20 minutes ago, unapproved", "met: approved in time", "no-go".
 	GoNoGoNote string
@@ -1133,6 +1159,9 @@ func (ui *UI) changePage(r *http.Request, p auth.Principal, id string) (changeVi
 	at := func(t time.Time) when { return whenAt(t, zones.org, now) }
 	v := changeView{C: c, Windows: windowsText(c.PlannedWindows, zones.org), Created: at(c.CreatedAt), Updated: at(c.UpdatedAt),
 		MaxUpload: fmt.Sprintf("%d MiB", change.MaxEvidence>>20)}
+	if c.State == change.Approved || c.State == change.Scheduled {
+		v.NextOpenings = nextOpenings(pol, c.PlannedWindows, zones.org, now)
+	}
 	for _, pt := range c.Patches {
 		due := ""
 		if pt.Manual != nil && pt.Manual.Due != nil {

@@ -620,6 +620,10 @@ func TestScheduleChoosesWindow(t *testing.T) {
 	if err != nil || c.State != change.Scheduled || len(c.PlannedWindows) != 1 || c.PlannedWindows[0].Window != "servers-weekly" {
 		t.Errorf("after scheduling: %s, windows %+v, %v; want scheduled in servers-weekly", c.State, c.PlannedWindows, err)
 	}
+	// The page says when that is: the window's next opening, site time.
+	if got := text(e.page(id, auth.RoleViewer).Find("#next-opening")); got != "servers-weekly: Sun 22 Mar 2026, 02:00 CDT" {
+		t.Errorf("next opening = %q; want servers-weekly: Sun 22 Mar 2026, 02:00 CDT", got)
+	}
 }
 
 // TestChangeFormVendorFixIsManualTask: a finding with no version to
