@@ -61,8 +61,14 @@ func TestRolloutCLI(t *testing.T) {
 			dir := t.TempDir()
 			key := filepath.Join(dir, "audit.key")
 			mustCLI(t, dsn, key, "migrate")
-			for _, u := range [][2]string{{"root", "admin"}, {"ann", "approver"}, {"bob", "approver"}, {"olga", "operator"}, {"vic", "viewer"}} {
-				mustCLI(t, dsn, key, "user", "create", "--username", u[0], "--role", u[1])
+			// Each person holds the policy role they act as.
+			for _, u := range [][3]string{{"root", "admin", "it-manager"}, {"ann", "approver", "security-officer"},
+				{"bob", "approver", "system-owner"}, {"olga", "operator", "it-technician"}, {"vic", "viewer", ""}} {
+				args := []string{"user", "create", "--username", u[0], "--role", u[1]}
+				if u[2] != "" {
+					args = append(args, "--policy-role", u[2])
+				}
+				mustCLI(t, dsn, key, args...)
 			}
 			asset := seedChangeAsset(t, dsn)
 			cases := []string{"backup-verified", "boot-time", "edr-compatibility", "connectivity"}
