@@ -688,7 +688,10 @@ func (s *Service) decide(ctx context.Context, u User, id, decision string, d Dec
 		}
 		why := a.Note
 		if decision == Approve {
-			why = fmt.Sprintf("approval requirement met (%d of %d, class approvers signed)", status.QuorumMet, req.Quorum)
+			why = fmt.Sprintf("approval requirement met (%d of %d)", status.QuorumMet, req.Quorum)
+			if len(req.ClassApprovers) > 0 {
+				why = fmt.Sprintf("approval requirement met (%d of %d, class approvers signed: %s)", status.QuorumMet, req.Quorum, classRoles(req))
+			}
 		}
 		if err := tx.AddTransition(ctx, Transition{ChangeID: id, From: cur.State, To: to, Action: act, By: u.name(),
 			Why: why, At: now, Revision: next.Revision}); err != nil {
@@ -933,4 +936,13 @@ func (s *Service) Cancel(ctx context.Context, u User, id string, st Step) (Chang
 // time box ran out at now: it can no longer be approved or rejected.
 func GoNoGoExpired(c Change, now time.Time) bool {
 	return c.Type == Emergency && c.Emergency != nil && now.After(c.Emergency.GoNoGoBy)
+}
+
+// classRoles names the class approver roles of req, with their classes.
+func classRoles(req Requirement) string {
+	parts := make([]string, len(req.ClassApprovers))
+	for i, ca := range req.ClassApprovers {
+		parts[i] = ca.Role + " for " + ca.Class
+	}
+	return strings.Join(parts, ", ")
 }

@@ -59,6 +59,10 @@ func TestChangeNotices(t *testing.T) {
 		if err != nil || c.State != change.Approved || len(box.sent) != 0 {
 			t.Fatalf("second approval = %s, %v, notices %+v; want approved and no notice for a normal change", c.State, err, box.sent)
 		}
+		// The timeline's reason claims class approvers only when there were.
+		if h, err := f.svc.History(ctx, c.ID); err != nil || h[len(h)-1].Why != "approval requirement met (2 of 2)" {
+			t.Errorf("approval transition = %+v, %v; want the plain requirement-met reason", h[len(h)-1], err)
+		}
 		c.Description = "Also restart nginx."
 		if _, err := f.svc.Update(ctx, tech, c, "restart nginx too"); err != nil {
 			t.Fatal(err)
