@@ -204,7 +204,7 @@ func (c *Calendar) changeEntries(ctx context.Context, ch change.Change, rollouts
 		case pw.Window == policy.WindowImmediate:
 			e.Zone, e.Start, e.End, e.Immediate = c.zone.String(), anchor, anchor.Add(immediateLength), true
 		case pw.Window != "":
-			s, zone, ok := c.nextOccurrence(pw.Window, anchor)
+			s, zone, ok := c.NextOccurrence(pw.Window, anchor)
 			if !ok {
 				continue // the policy no longer names it, or it never opens
 			}
@@ -260,10 +260,10 @@ func stoppedAt(ch change.Change, ro *Rollout) (time.Time, bool) {
 	return ch.UpdatedAt, true
 }
 
-// nextOccurrence is the first occurrence of the named policy window that
+// NextOccurrence is the first occurrence of the named policy window that
 // is not over at t, searched up to a year ahead, with the zone it is read
 // in.
-func (c *Calendar) nextOccurrence(name string, t time.Time) (policy.Slot, string, bool) {
+func (c *Calendar) NextOccurrence(name string, t time.Time) (policy.Slot, string, bool) {
 	w, ok := c.pol.Window(name)
 	if !ok {
 		return policy.Slot{}, "", false

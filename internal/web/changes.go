@@ -133,23 +133,19 @@ func windowsText(ws []change.PlannedWindow, loc *time.Location) string {
 }
 
 // nextOpenings names when each policy window among ws next opens after
-// now, in the site zone; windows the policy no longer has are left out.
+// now, in the window's zone; windows the policy no longer has are left out.
 func nextOpenings(pol *policy.Compiled, ws []change.PlannedWindow, loc *time.Location, now time.Time) []string {
+	cal, err := deploy.NewCalendar(pol, loc)
+	if err != nil {
+		return nil
+	}
 	var out []string
 	for _, w := range ws {
-		pw, ok := pol.Window(w.Window)
-		if w.Window == "" || !ok {
+		if w.Window == "" {
 			continue
 		}
-		slots, err := pw.Slots(loc, now, now.AddDate(0, 0, 100))
-		if err != nil {
-			continue
-		}
-		for _, sl := range slots {
-			if sl.End.After(now) {
-				out = append(out, w.Window+": "+whenAt(sl.Start, loc, now).Text)
-				break
-			}
+		if slot, zone, ok := cal.NextOccurrence(w.Window, now); ok {
+			out = append(out, w.Window+": "+whenAt(slot.Start, locOr(zone, loc), now).Text)
 		}
 	}
 	return out
