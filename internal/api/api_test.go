@@ -56,8 +56,8 @@ func newAPI(t *testing.T) (a *api.API, h http.Handler, tokens map[auth.Role]stri
 	a.Policies = policy.NewService(db.Policies(), nil)
 	a.Risk = risk.NewService(db.Risk(), a.Policies, fakeIntel{}, risk.Options{Log: a.Log})
 	a.Changes = change.NewService(db.Changes(), a.Policies, db.Risk(), nil)
-	a.Calendar = &api.PolicyCalendar{Policies: a.Policies, Inventory: a.Inventory}
 	a.Rollouts = deploy.NewRollouts(db.Rollouts(), a.Changes, a.Fleet, a.Policies, deploy.RolloutOptions{})
+	a.Calendar = &api.PolicyCalendar{Policies: a.Policies, Inventory: a.Inventory, Changes: a.Changes, Rollouts: a.Rollouts}
 	a.Proposals = change.NewProposals(db.Proposals(), a.Policies)
 	tokens = map[auth.Role]string{}
 	for _, role := range auth.Roles {

@@ -159,9 +159,7 @@ type PolicyCalendar struct {
 	Policies  *policy.Service
 	Inventory *inventory.Service
 	// Changes, when set, puts changes on the calendar: their planned
-	// windows and, with Rollouts, their rollout waves' slots. The API's
-	// calendar routes fill both from the API's own change and rollout
-	// services when they are not set here.
+	// windows and, with Rollouts, their rollout waves' slots.
 	Changes  deploy.ChangeLister
 	Rollouts deploy.RolloutFinder
 	// Clock is the time source; time.Now when nil.
@@ -209,28 +207,11 @@ func (c *PolicyCalendar) Calendar(ctx context.Context, from, to time.Time) (Cale
 	return view, nil
 }
 
-// withChanges is src reading the API's own change records and rollouts
-// when src is a PolicyCalendar built without them, so the calendar shows
-// changes wherever the API serves them.
-func (a *API) withChanges(src CalendarSource) CalendarSource {
-	pc, ok := src.(*PolicyCalendar)
-	if !ok || pc.Changes != nil || a.Changes == nil {
-		return src
-	}
-	c := *pc
-	c.Changes = a.Changes
-	if a.Rollouts != nil {
-		c.Rollouts = a.Rollouts
-	}
-	return &c
-}
-
 // calendarRoutes serve the maintenance calendar (calendar:read, every
 // role), its iCalendar feed, and the feed tokens that let calendar apps —
 // which cannot send an Authorization header — subscribe to the feed. A
 // feed token is accepted as ?token= on the feed and nowhere else.
 func (a *API) calendarRoutes(src CalendarSource) []Route {
-	src = a.withChanges(src)
 	read := auth.PermCalendarRead
 	rng := []Param{
 		{Name: "from", Description: "start: an RFC 3339 time or a date (default now)"},

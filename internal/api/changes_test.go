@@ -60,7 +60,7 @@ func newChangeEnv(t *testing.T, db *store.DB) *changeEnv {
 	}
 	e.a.Log = slog.New(slog.NewTextHandler(e.log, nil))
 	e.a.Changes = change.NewService(db.Changes(), e.a.Policies, db.Risk(), e.clock.Now)
-	e.a.Calendar = &api.PolicyCalendar{Policies: e.a.Policies, Inventory: e.a.Inventory, Clock: e.clock.Now}
+	e.a.Calendar = &api.PolicyCalendar{Policies: e.a.Policies, Inventory: e.a.Inventory, Changes: e.a.Changes, Rollouts: e.a.Rollouts, Clock: e.clock.Now}
 	onErr := func(w http.ResponseWriter, r *http.Request, err error) { api.WriteError(w, r, e.a.Log, err) }
 	e.h = authn.Middleware(e.a.Accounts, onErr)(api.Handler(e.a.Routes(), e.a.Log))
 	return e
